@@ -1,0 +1,323 @@
+"""Typed async client for relay-server's `/v1` API and `/v1/events` stream.
+
+Used by the sidebar, `relay-connect`, the `relay` CLI and the benchmarks.
+
+    async with RelayClient("http://127.0.0.1:8765", token) as relay:
+        await relay.send("backend", "tests are green")
+        async for event in relay.events():          # resumes by itself
+            print(event.id, event.type, event.data)
+
+Errors::
+
+    RelayError
+    ├── ApiError            the server answered with an error body (`status`, `code`)
+    │   └── AuthError       401 or 403: the token is missing, wrong or revoked
+    └── ServerUnreachable   no answer at all (refused, DNS, TLS, timeout)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Final, Self
+
+import httpx
+from httpx_sse import aconnect_sse
+
+from relay.protocol import GroupCreated, GroupInfo, Joined, Message, Peer
+
+__all__ = [
+    "ApiError",
+    "AuthError",
+    "Backoff",
+    "RelayClient",
+    "RelayError",
+    "ServerUnreachable",
+    "StreamEvent",
+    "StreamState",
+]
+
+PING_INTERVAL_S: Final = 15.0
+"""The server pings at least this often; a stream silent for longer is dead."""
+
+
+class RelayError(Exception):
+    """Base of every error this client raises."""
+
+
+class ApiError(RelayError):
+    """The server answered with an error: `status` is the HTTP status, `code` its error code."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{message} ({status} {code})")
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class AuthError(ApiError):
+    """401 or 403: retrying with the same credential will not help."""
+
+
+class ServerUnreachable(RelayError):
+    """The server could not be reached or did not answer in time."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEvent:
+    """One event from `/v1/events`: `id` increases along this peer's stream."""
+
+    id: int
+    type: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamState:
+    """What the stream worker is doing, for a connection indicator.
+
+    `state` is `connecting`, `connected`, `reconnecting` (with `retry_in` seconds)
+    or `auth_failed` (with the server's `reason`; the worker has stopped).
+    """
+
+    state: str
+    retry_in: float = 0.0
+    reason: str = ""
+
+
+@dataclass(slots=True)
+class Backoff:
+    """Exponential backoff with full jitter: 0.5 s, 1 s, 2 s ... up to `cap`."""
+
+    base: float = 0.5
+    cap: float = 30.0
+    attempt: int = 0
+
+    def next_delay(self) -> float:
+        ceiling = min(self.cap, self.base * (2**self.attempt))
+        self.attempt += 1
+        return random.uniform(ceiling / 2, ceiling)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+def _raise_for_error(response: httpx.Response) -> None:
+    if response.is_success:
+        return
+    code, message = "http_error", response.reason_phrase or "request failed"
+    try:
+        body = response.json()
+        code = str(body["error"]["code"])
+        message = str(body["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        pass
+    error_type = AuthError if response.status_code in (401, 403) else ApiError
+    raise error_type(response.status_code, code, message)
+
+
+class RelayClient:
+    """One peer's view of a relay: every call authenticates with `token`.
+
+    `token` may be a peer token, an operator token or, for `join`, a join secret.
+    """
+
+    def __init__(
+        self,
+        server_url: str,
+        token: str | None = None,
+        *,
+        timeout: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.server_url = server_url.rstrip("/")
+        self._token = token
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.AsyncClient(
+            base_url=self.server_url, headers=headers, timeout=timeout, transport=transport
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: dict[str, Any] | None = None,
+        token: str | None = None,
+    ) -> Any:
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        try:
+            response = await self._http.request(
+                method, path, json=json_body, params=params, headers=headers
+            )
+        except httpx.TransportError as exc:
+            raise ServerUnreachable(f"cannot reach {self.server_url}: {exc}") from exc
+        _raise_for_error(response)
+        return response.json()
+
+    # -- unauthenticated and operator calls ---------------------------------------
+
+    async def healthz(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self._request("GET", "/healthz")
+        return result
+
+    async def create_group(self, name: str) -> GroupCreated:
+        """Create a group (operator token); the join secret is returned this once."""
+        return GroupCreated.model_validate(
+            await self._request("POST", "/v1/groups", json_body={"name": name})
+        )
+
+    async def join(
+        self,
+        group: str,
+        name: str,
+        *,
+        secret: str,
+        kind: str = "other",
+        peer_token: str | None = None,
+        **fields: str,
+    ) -> Joined:
+        """Join `group` as `name` with its join secret (or an operator token).
+
+        Pass `peer_token` to join a further group as an existing peer.
+        """
+        body: dict[str, Any] = {"name": name, "kind": kind, **fields}
+        if peer_token:
+            body["peer_token"] = peer_token
+        return Joined.model_validate(
+            await self._request("POST", f"/v1/groups/{group}/join", json_body=body, token=secret)
+        )
+
+    async def metrics(self) -> str:
+        try:
+            response = await self._http.get("/metrics")
+        except httpx.TransportError as exc:
+            raise ServerUnreachable(f"cannot reach {self.server_url}: {exc}") from exc
+        _raise_for_error(response)
+        return response.text
+
+    # -- peer calls ---------------------------------------------------------------
+
+    async def whoami(self) -> Peer:
+        return Peer.model_validate((await self._request("GET", "/v1/me"))["peer"])
+
+    async def groups(self) -> list[GroupInfo]:
+        body = await self._request("GET", "/v1/groups")
+        return [GroupInfo.model_validate(g) for g in body["groups"]]
+
+    async def send(
+        self,
+        group: str,
+        text: str,
+        *,
+        to: list[str] | None = None,
+        reply_to: str | None = None,
+    ) -> Message:
+        body: dict[str, Any] = {"group": group, "text": text}
+        if to is not None:
+            body["to"] = to
+        if reply_to is not None:
+            body["reply_to"] = reply_to
+        result = await self._request("POST", "/v1/messages", json_body=body)
+        return Message.model_validate(result["message"])
+
+    async def history(
+        self, group: str, *, after_seq: int | None = None, limit: int = 100
+    ) -> list[Message]:
+        params: dict[str, Any] = {"limit": limit}
+        if after_seq is not None:
+            params["after_seq"] = after_seq
+        body = await self._request("GET", f"/v1/groups/{group}/messages", params=params)
+        return [Message.model_validate(m) for m in body["messages"]]
+
+    async def peers(self, group: str | None = None) -> list[Peer]:
+        params = {"group": group} if group else None
+        body = await self._request("GET", "/v1/peers", params=params)
+        return [Peer.model_validate(p) for p in body["peers"]]
+
+    async def set_status(self, status: str) -> Peer:
+        body = await self._request("POST", "/v1/status", json_body={"status": status})
+        return Peer.model_validate(body["peer"])
+
+    async def unread(self) -> list[Message]:
+        """What this peer has not read yet, without moving its read cursor."""
+        body = await self._request("GET", "/v1/unread")
+        return [Message.model_validate(m) for m in body["messages"]]
+
+    async def create_token(self) -> str:
+        """A further token for this peer (shown once), e.g. for a second machine."""
+        return str((await self._request("POST", "/v1/tokens"))["token"])
+
+    async def revoke_token(self, token: str | None = None) -> None:
+        """Revoke `token` (a token of this peer), or the token this client uses."""
+        await self._request("POST", "/v1/tokens/revoke", json_body={"token": token or self._token})
+
+    # -- the event stream ---------------------------------------------------------
+
+    async def events(
+        self,
+        last_event_id: int | None = None,
+        *,
+        on_state: Callable[[StreamState], None] | None = None,
+        backoff: Backoff | None = None,
+        read_timeout: float = PING_INTERVAL_S * 2,
+    ) -> AsyncIterator[StreamEvent]:
+        """Yield this peer's events forever, reconnecting with `Last-Event-ID`.
+
+        Stops (raising `AuthError`) only when the server refuses the credential;
+        every other failure is retried with backoff. `on_state` hears of each
+        change of connection state.
+        """
+        backoff = backoff or Backoff()
+        notify = on_state or (lambda state: None)
+        timeout = httpx.Timeout(10.0, read=read_timeout)
+        while True:
+            notify(StreamState("connecting"))
+            headers = {"Last-Event-ID": str(last_event_id)} if last_event_id is not None else {}
+            try:
+                async with aconnect_sse(
+                    self._http, "GET", "/v1/events", headers=headers, timeout=timeout
+                ) as source:
+                    if source.response.status_code != 200:
+                        await source.response.aread()
+                        _raise_for_error(source.response)
+                    notify(StreamState("connected"))
+                    backoff.reset()
+                    async for sse in source.aiter_sse():
+                        if not sse.event or sse.event == "message" and not sse.data:
+                            continue
+                        event = StreamEvent(
+                            id=int(sse.id) if sse.id else -1,
+                            type=sse.event,
+                            data=json.loads(sse.data) if sse.data else {},
+                        )
+                        if event.id >= 0:
+                            last_event_id = event.id
+                        yield event
+            except AuthError as exc:
+                notify(StreamState("auth_failed", reason=exc.message))
+                raise
+            except (httpx.HTTPError, ApiError, ValueError):
+                pass  # a dropped or refused stream: resume below
+            delay = backoff.next_delay()
+            notify(StreamState("reconnecting", retry_in=delay))
+            await asyncio.sleep(delay)

@@ -1,0 +1,206 @@
+"""Wire models shared by every part of relay: server, sidebar, connect and CLI.
+
+These pydantic models are the JSON bodies of the `/v1` API, the `data` of the
+`/v1/events` stream and the structured content of the MCP tools. They are the
+contract between the parts (see DESIGN.md); anything internal uses frozen
+dataclasses instead.
+
+The names, statuses and kinds below are validated the same way everywhere:
+
+    >>> Peer.model_validate({"name": "alice", "kind": "claude-code"}).status
+    'idle'
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "EVENT_TYPES",
+    "GROUP_NAME_PATTERN",
+    "KINDS",
+    "MAX_NAME_LENGTH",
+    "PEER_NAME_PATTERN",
+    "SETTABLE_STATUSES",
+    "STATUSES",
+    "ErrorBody",
+    "ErrorInfo",
+    "EventType",
+    "GroupCreated",
+    "GroupInfo",
+    "Joined",
+    "Kind",
+    "Message",
+    "MessageStatus",
+    "Peer",
+    "PeerLeft",
+    "ReadMoved",
+    "RecipientStatus",
+    "Status",
+    "StreamNotice",
+    "is_group_name",
+    "is_peer_name",
+]
+
+GROUP_NAME_PATTERN: Final = r"[a-z0-9][a-z0-9_-]{0,63}"
+"""A group name: lower-case letters, digits, `_` and `-`, starting with a letter or digit."""
+
+PEER_NAME_PATTERN: Final = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
+"""A peer name: letters, digits, `_`, `.` and `-`, starting with a letter or digit."""
+
+MAX_NAME_LENGTH: Final = 64
+
+_GROUP_RE: Final = re.compile(GROUP_NAME_PATTERN)
+_PEER_RE: Final = re.compile(PEER_NAME_PATTERN)
+
+Kind = Literal["claude-code", "codex", "human", "other"]
+KINDS: Final[tuple[Kind, ...]] = ("claude-code", "codex", "human", "other")
+
+Status = Literal["idle", "working", "dnd", "offline"]
+STATUSES: Final[tuple[Status, ...]] = ("idle", "working", "dnd", "offline")
+SETTABLE_STATUSES: Final = ("idle", "working", "dnd")
+"""What a peer may set; `offline` is derived by the server from presence."""
+
+EventType = Literal["message", "dm", "peer_joined", "peer_left", "peer_status", "read", "notice"]
+EVENT_TYPES: Final[tuple[EventType, ...]] = (
+    "message",
+    "dm",
+    "peer_joined",
+    "peer_left",
+    "peer_status",
+    "read",
+    "notice",
+)
+
+
+def is_group_name(value: str) -> bool:
+    """True when `value` is a valid group name (`[a-z0-9][a-z0-9_-]{0,63}`)."""
+    return _GROUP_RE.fullmatch(value) is not None
+
+
+def is_peer_name(value: str) -> bool:
+    """True when `value` is a valid peer name (`[A-Za-z0-9][A-Za-z0-9_.-]{0,63}`)."""
+    return _PEER_RE.fullmatch(value) is not None
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Peer(_Wire):
+    """One agent session or human, as the other members see it."""
+
+    name: str
+    kind: Kind = "other"
+    hostname: str = ""
+    cwd: str = ""
+    git_branch: str = ""
+    role: str = ""
+    summary: str = ""
+    status: Status = "idle"
+    groups: list[str] = Field(default_factory=list)
+    last_seen: float | None = None
+    """Unix time of the peer's last request or open stream; None if never seen."""
+    online: bool = False
+    """True while the peer has an event stream open or was active recently."""
+
+
+class Message(_Wire):
+    """A group post (`to` is None) or a direct message (`to` lists the recipients)."""
+
+    id: str
+    group: str
+    seq: int
+    from_: str = Field(alias="from")
+    to: list[str] | None = None
+    reply_to: str | None = None
+    text: str
+    created_at: float
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    def wire(self) -> dict[str, Any]:
+        """The JSON form, with `from` spelled as on the wire."""
+        return self.model_dump(by_alias=True)
+
+    @property
+    def is_dm(self) -> bool:
+        return self.to is not None
+
+
+class PeerLeft(_Wire):
+    """Data of a `peer_left` event."""
+
+    group: str
+    name: str
+
+
+class ReadMoved(_Wire):
+    """Data of a `read` event: this peer's read cursor moved to `upto` (an event id)."""
+
+    upto: int
+    unread: int
+
+
+class StreamNotice(_Wire):
+    """Data of a `notice` event."""
+
+    code: str
+    message: str
+
+
+class GroupCreated(_Wire):
+    """Answer to `POST /v1/groups`; the join secret is shown this once."""
+
+    group: str
+    join_secret: str
+
+
+class Joined(_Wire):
+    """Answer to `POST /v1/groups/{group}/join`; the token is shown this once."""
+
+    peer: Peer
+    token: str
+    group: str
+
+
+class GroupInfo(_Wire):
+    """A group as its members see it."""
+
+    name: str
+    members: int
+    last_seq: int
+
+
+RecipientState = Literal["live", "queued", "unknown"]
+
+
+class RecipientStatus(_Wire):
+    """One recipient of a message: delivered to a live stream or not, read or not."""
+
+    name: str
+    delivery: RecipientState
+    delivered: bool
+    read: bool
+
+
+class MessageStatus(_Wire):
+    message: Message
+    recipients: list[RecipientStatus]
+
+
+class ErrorInfo(_Wire):
+    code: str
+    message: str
+
+
+class ErrorBody(_Wire):
+    """Every `/v1` error: `{"error": {"code": ..., "message": ...}}`."""
+
+    error: ErrorInfo
+
+
+NonEmptyText = Annotated[str, Field(min_length=1)]
