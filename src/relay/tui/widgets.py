@@ -1,0 +1,371 @@
+"""The sidebar's widgets: chat log, members panel, connection indicator, counters.
+
+Each widget renders from plain values (a `Message`, a `ConnectionView`, an
+injector view) handed to it by the app; none of them does any I/O.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Sequence
+from datetime import datetime, tzinfo
+from typing import Any, Final, Protocol
+
+from rich.console import Group, RenderableType
+from rich.text import Text
+from textual.containers import VerticalScroll
+from textual.widget import Widget
+from textual.widgets import Static
+
+from relay.protocol import Message, Peer
+from relay.tui.stream import ConnectionView, Phase
+
+__all__ = [
+    "ChatLog",
+    "ConnectionBanner",
+    "ConnectionIndicator",
+    "Counters",
+    "DayDivider",
+    "InjectorViewLike",
+    "MembersPanel",
+    "MessageView",
+    "NoteLine",
+    "ReplyPreview",
+]
+
+_PALETTE: Final = (
+    "cyan",
+    "green",
+    "magenta",
+    "yellow",
+    "bright_blue",
+    "bright_red",
+    "bright_cyan",
+    "bright_green",
+    "bright_magenta",
+)
+_STATUS_STYLE: Final = {
+    "working": ("●", "yellow"),
+    "idle": ("●", "green"),
+    "dnd": ("⊘", "red"),
+    "offline": ("○", "bright_black"),
+}
+
+
+def name_style(name: str) -> str:
+    """A stable colour per sender, so a name reads the same in every sidebar."""
+    return f"bold {_PALETTE[zlib.crc32(name.encode()) % len(_PALETTE)]}"
+
+
+def _local(ts: float, tz: tzinfo | None) -> datetime:
+    return datetime.fromtimestamp(ts, tz) if tz is not None else datetime.fromtimestamp(ts)
+
+
+def _first_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+class InjectorViewLike(Protocol):
+    """What the counters show of the injector (`relay.tui.injector.InjectorView`)."""
+
+    @property
+    def state(self) -> str: ...
+    @property
+    def pending(self) -> int: ...
+    @property
+    def senders(self) -> tuple[str, ...]: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def delivered(self) -> int: ...
+
+
+class MessageView(Static):
+    """One message: time and sender, recipients for a DM, what it replies to, the text."""
+
+    def __init__(
+        self,
+        message: Message,
+        *,
+        me: str,
+        parent: Message | None,
+        show_group: bool,
+        tz: tzinfo | None,
+    ) -> None:
+        self.message = message
+        classes = ["message"]
+        if message.is_dm:
+            classes.append("dm")
+        if message.from_ == me:
+            classes.append("mine")
+        super().__init__(
+            message_renderable(message, me=me, parent=parent, show_group=show_group, tz=tz),
+            classes=" ".join(classes),
+        )
+
+
+def message_renderable(
+    message: Message, *, me: str, parent: Message | None, show_group: bool, tz: tzinfo | None
+) -> RenderableType:
+    head = Text(no_wrap=True, overflow="ellipsis")
+    head.append(_local(message.created_at, tz).strftime("%H:%M"), "dim")
+    head.append(" ")
+    head.append(message.from_, name_style(message.from_))
+    if message.to is not None:
+        recipients = ", ".join("you" if n == me else n for n in message.to)
+        head.append(" → ", "magenta")
+        head.append(recipients, "bold")
+        head.append(" DM", "reverse magenta")
+    if show_group:
+        head.append(f" #{message.group}", "dim")
+    parts: list[RenderableType] = [head]
+    if message.reply_to is not None:
+        quote = Text("↳ ", "dim", no_wrap=True, overflow="ellipsis")
+        if parent is not None:
+            quote.append(parent.from_, name_style(parent.from_))
+            quote.append(": " + _first_line(parent.text), "dim italic")
+        else:
+            quote.append("reply to an earlier message", "dim italic")
+        parts.append(quote)
+    parts.append(Text(message.text))
+    return Group(*parts)
+
+
+class DayDivider(Static):
+    """A rule with the date, where the day changes between two messages."""
+
+    def __init__(self, day: datetime) -> None:
+        super().__init__(Text(day.strftime("%a %d %b %Y"), "dim"), classes="day")
+        self.day = day.date()
+
+
+class NoteLine(Static):
+    """A line about the group rather than in it: joins, departures, relay notices."""
+
+    def __init__(self, text: str, *, warn: bool = False) -> None:
+        super().__init__(Text(text, "yellow" if warn else "dim italic"), classes="note")
+
+
+class ChatLog(VerticalScroll, can_focus=True):
+    """The conversation, oldest at the top; stays at the bottom unless scrolled up."""
+
+    DEFAULT_CSS = """
+    ChatLog { height: 1fr; padding: 0 1 0 0; scrollbar-size-vertical: 1; }
+    ChatLog > .message { margin: 0 0 1 0; padding: 0 0 0 1; }
+    ChatLog > .message.dm { border-left: outer $secondary; padding: 0; background: $boost; }
+    ChatLog > .message.mine { border-left: outer $primary 50%; padding: 0; }
+    ChatLog > .day { text-align: center; margin: 0 0 1 0; }
+    ChatLog > .note { padding: 0 0 0 1; margin: 0 0 1 0; }
+    """
+
+    def __init__(self, *, tz: tzinfo | None, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._tz = tz
+        self._last_day: Any = None
+
+    def on_mount(self) -> None:
+        self.anchor()
+
+    def _day_divider(self, ts: float) -> DayDivider | None:
+        day = _local(ts, self._tz)
+        if day.date() == self._last_day:
+            return None
+        self._last_day = day.date()
+        return DayDivider(day)
+
+    def append(
+        self, message: Message, *, me: str, parent: Message | None, show_group: bool
+    ) -> None:
+        widgets: list[Widget] = []
+        divider = self._day_divider(message.created_at)
+        if divider is not None:
+            widgets.append(divider)
+        widgets.append(
+            MessageView(message, me=me, parent=parent, show_group=show_group, tz=self._tz)
+        )
+        self.mount_all(widgets)
+
+    def note(self, text: str, *, warn: bool = False) -> None:
+        self.mount(NoteLine(text, warn=warn))
+
+    def redraw(
+        self,
+        messages: Sequence[Message],
+        *,
+        me: str,
+        parents: Iterable[Message | None],
+        show_group: bool,
+    ) -> None:
+        """Show `messages` from scratch (history arrived, or a group was added)."""
+        self._last_day = None
+        widgets: list[Widget] = []
+        for message, parent in zip(messages, parents, strict=True):
+            divider = self._day_divider(message.created_at)
+            if divider is not None:
+                widgets.append(divider)
+            widgets.append(
+                MessageView(message, me=me, parent=parent, show_group=show_group, tz=self._tz)
+            )
+        self.remove_children()
+        self.mount_all(widgets)
+        self.anchor()
+
+    def shown_texts(self) -> list[str]:
+        """The text of each message on screen, top to bottom (for tests and screen readers)."""
+        return [child.message.text for child in self.query(MessageView)]
+
+
+class MembersPanel(VerticalScroll):
+    """Who is in the group on screen, working first, with status and summary."""
+
+    DEFAULT_CSS = """
+    MembersPanel {
+        height: auto; max-height: 30%; border: round $panel-lighten-2;
+        scrollbar-size-vertical: 1;
+        border-title-color: $text-muted; padding: 0 1;
+    }
+    MembersPanel > Static { text-wrap: nowrap; text-overflow: ellipsis; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._rows = Static("", id="member-rows")
+        self.border_title = "members"
+
+    def compose(self) -> Iterable[Widget]:
+        yield self._rows
+
+    def show(self, group: str, peers: Sequence[Peer], *, me: str) -> None:
+        online = sum(p.status != "offline" for p in peers)
+        self.border_title = f"#{group} · {online}/{len(peers)} online" if group else "members"
+        if not peers:
+            self._rows.update(Text("no members yet", "dim"))
+            return
+        width = min(14, max(len(p.name) for p in peers))
+        lines = Text()
+        for i, peer in enumerate(peers):
+            glyph, colour = _STATUS_STYLE.get(peer.status, ("?", "white"))
+            if i:
+                lines.append("\n")
+            lines.append(f"{glyph} ", colour)
+            name = peer.name if len(peer.name) <= width else peer.name[: width - 1] + "…"
+            lines.append(
+                f"{name:<{width}}",
+                name_style(peer.name) + (" underline" if peer.name == me else ""),
+            )
+            lines.append(f" {peer.status:<7}", colour)
+            detail = peer.summary or (f"({peer.kind})" if peer.kind != "other" else "")
+            if detail:
+                lines.append(" " + _first_line(detail), "dim" if not peer.summary else "")
+        self._rows.update(lines)
+
+    def rows_text(self) -> str:
+        return str(self._rows.render())
+
+
+class ConnectionIndicator(Static):
+    """`● connected`, `◌ reconnecting in 4 s`, `✖ auth failed` at the top right."""
+
+    DEFAULT_CSS = """
+    ConnectionIndicator { width: auto; text-wrap: nowrap; }
+    """
+
+    def show(self, view: ConnectionView, now: float) -> None:
+        self.update(indicator_text(view, now))
+
+
+def indicator_text(view: ConnectionView, now: float) -> Text:
+    if view.phase is Phase.CONNECTED:
+        return Text("● connected", "green")
+    if view.phase is Phase.AUTH_FAILED:
+        return Text("✖ auth failed", "bold red")
+    if view.phase is Phase.STOPPED:
+        return Text("○ stopped", "dim")
+    if view.phase is Phase.RECONNECTING:
+        return Text(f"◌ reconnecting in {round(view.retry_in(now))} s", "yellow")
+    if view.failures:
+        return Text("◌ reconnecting…", "yellow")
+    return Text("◌ connecting…", "yellow")
+
+
+class ConnectionBanner(Static):
+    """Says what is wrong with the link and what to do; hidden while all is well."""
+
+    DEFAULT_CSS = """
+    ConnectionBanner { display: none; padding: 0 1; height: auto; }
+    ConnectionBanner.-warn { display: block; background: $warning 20%; }
+    ConnectionBanner.-error { display: block; background: $error 30%; }
+    """
+
+    def show(self, view: ConnectionView, now: float, server_url: str) -> None:
+        self.set_class(view.phase is Phase.AUTH_FAILED, "-error")
+        self.set_class(view.phase is not Phase.AUTH_FAILED and view.failures > 0, "-warn")
+        if view.phase is Phase.AUTH_FAILED:
+            text = Text("Authentication failed", "bold")
+            text.append(f": {view.reason}\n" if view.reason else ".\n")
+            text.append(
+                "The relay refused this sidebar's token (wrong or revoked). Run relay-connect "
+                "again to get a new one, or set RELAY_TOKEN, then restart relay-tui."
+            )
+            self.update(text)
+        elif view.failures > 0:
+            text = Text(f"Cannot reach {server_url}", "bold")
+            if view.reason:
+                text.append(f" ({view.reason})")
+            if view.phase is Phase.RECONNECTING:
+                text.append(f". Retrying in {round(view.retry_in(now))} s")
+            else:
+                text.append(". Retrying now")
+            text.append("; nothing is lost, the stream resumes where it stopped.")
+            self.update(text)
+
+
+class Counters(Static):
+    """Unread messages and the injector's pending prompts, with why they wait."""
+
+    DEFAULT_CSS = """
+    Counters { height: auto; max-height: 3; padding: 0 1; background: $panel; }
+    """
+
+    def show(self, unread: int, injector: InjectorViewLike | None, *, watch_only: bool) -> None:
+        self.update(counters_text(unread, injector, watch_only=watch_only))
+
+
+def counters_text(unread: int, injector: InjectorViewLike | None, *, watch_only: bool) -> Text:
+    text = Text()
+    text.append(f"unread {unread}", "bold yellow" if unread else "dim")
+    text.append(" · ", "dim")
+    if injector is None:
+        text.append("watch only: never types" if watch_only else "no agent pane", "dim")
+        return text
+    if injector.pending:
+        text.append(f"pending {injector.pending}", "bold magenta")
+        if injector.senders:
+            text.append(" from " + ", ".join(injector.senders))
+        if injector.reason:
+            text.append(f" · {injector.reason}", "italic")
+    else:
+        text.append("pending 0", "dim")
+        text.append(f" · prompted {injector.delivered}", "dim")
+    return text
+
+
+class ReplyPreview(Static):
+    """Above the input box while replying: what the next post answers."""
+
+    DEFAULT_CSS = """
+    ReplyPreview {
+        display: none; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis;
+    }
+    ReplyPreview.-active { display: block; }
+    """
+
+    def show(self, message: Message | None) -> None:
+        self.set_class(message is not None, "-active")
+        if message is None:
+            self.update("")
+            return
+        text = Text("↳ replying to ", "dim")
+        text.append(message.from_, name_style(message.from_))
+        text.append(": " + _first_line(message.text), "dim italic")
+        self.update(text)

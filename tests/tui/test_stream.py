@@ -1,0 +1,138 @@
+"""The stream worker: its state machine, and its behaviour against unreachable relays.
+
+The transition function is driven directly (no sockets, no clock); the worker
+runs against a closed port on 127.0.0.1 to show it keeps retrying and says so.
+Tests against a real relay-server (events, resume, bad token) are further down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable
+
+import pytest
+
+from relay.client import Backoff, RelayClient, StreamEvent, StreamState
+from relay.tui.stream import ConnectionView, Phase, StreamWorker
+
+
+async def wait_for(condition: Callable[[], bool], *, within: float = 10.0) -> None:
+    """Wait until `condition()` holds, checking on every turn of the event loop."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+# -- the transition function --------------------------------------------------------
+
+
+def test_a_new_view_is_connecting_with_nothing_to_wait_for() -> None:
+    view = ConnectionView()
+    assert view.phase is Phase.CONNECTING
+    assert view.retry_in(now=100.0) == 0.0
+    assert not view.final
+
+
+def test_connecting_then_connected_counts_the_connection() -> None:
+    view = ConnectionView().after(StreamState("connected"), now=0.0)
+    assert view.phase is Phase.CONNECTED
+    assert view.connects == 1
+
+
+def test_reconnecting_counts_down_from_the_backoff_delay() -> None:
+    connected = ConnectionView().after(StreamState("connected"), now=0.0)
+    waiting = connected.after(StreamState("reconnecting", retry_in=4.0), now=10.0)
+    assert waiting.phase is Phase.RECONNECTING
+    assert waiting.retry_in(now=11.0) == pytest.approx(3.0)
+    assert waiting.retry_in(now=20.0) == 0.0
+    assert waiting.failures == 1
+
+
+def test_a_retry_after_a_failure_still_reads_as_a_reconnect_until_it_succeeds() -> None:
+    view = ConnectionView().after(StreamState("reconnecting", retry_in=1.0), now=0.0)
+    view = view.after(StreamState("connecting"), now=1.0)
+    assert (view.phase, view.failures) == (Phase.CONNECTING, 1)
+    view = view.after(StreamState("reconnecting", retry_in=2.0), now=1.1)
+    assert view.failures == 2
+    view = view.after(StreamState("connecting"), now=3.1).after(StreamState("connected"), now=3.2)
+    assert (view.phase, view.failures, view.connects) == (Phase.CONNECTED, 0, 1)
+
+
+def test_auth_failure_is_final_and_keeps_the_reason() -> None:
+    view = ConnectionView().after(StreamState("auth_failed", reason="token revoked"), now=0.0)
+    assert view.phase is Phase.AUTH_FAILED
+    assert view.final
+    assert view.reason == "token revoked"
+    for later in ("connecting", "connected", "reconnecting"):
+        assert view.after(StreamState(later, retry_in=1.0), now=1.0) == view
+
+
+def test_impossible_moves_and_unknown_states_change_nothing() -> None:
+    connected = ConnectionView().after(StreamState("connected"), now=0.0)
+    assert connected.after(StreamState("connecting"), now=1.0) == connected
+    assert connected.after(StreamState("upside-down"), now=1.0) == connected
+    stopped = connected.to(Phase.STOPPED, now=2.0)
+    assert stopped.final
+    assert stopped.to(Phase.CONNECTING, now=3.0) == stopped
+
+
+def test_a_reconnect_reason_survives_the_retry_and_clears_on_success() -> None:
+    view = ConnectionView().to(Phase.RECONNECTING, now=0.0, retry_in=1.0, reason="refused")
+    view = view.to(Phase.CONNECTING, now=1.0)
+    assert view.reason == "refused"
+    assert view.to(Phase.CONNECTED, now=1.5).reason == ""
+
+
+# -- the worker against a relay that is not there ----------------------------------
+
+
+async def test_worker_keeps_retrying_a_closed_port_and_says_why() -> None:
+    views: list[ConnectionView] = []
+    async with RelayClient(f"http://127.0.0.1:{closed_port()}", "t0ken") as client:
+
+        async def identify() -> None:
+            await client.whoami()
+
+        worker = StreamWorker(
+            client,
+            on_event=lambda event: None,
+            on_view=views.append,
+            on_start=identify,
+            backoff=Backoff(base=0.05, cap=0.1),
+        )
+        task = asyncio.create_task(worker.run())
+        try:
+            await wait_for(lambda: worker.view.failures >= 3)
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+    reconnecting = [v for v in views if v.phase is Phase.RECONNECTING]
+    assert reconnecting, views
+    assert "cannot reach" in reconnecting[0].reason
+    assert worker.view.phase is Phase.STOPPED
+
+
+async def test_worker_stream_retries_a_closed_port_without_a_start_step() -> None:
+    events: list[StreamEvent] = []
+    async with RelayClient(f"http://127.0.0.1:{closed_port()}", "t0ken") as client:
+        worker = StreamWorker(client, on_event=events.append, backoff=Backoff(base=0.05, cap=0.1))
+        task = asyncio.create_task(worker.run())
+        try:
+            await wait_for(lambda: worker.view.failures >= 2)
+            assert worker.view.phase in (Phase.RECONNECTING, Phase.CONNECTING)
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+    assert events == []
