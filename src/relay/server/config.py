@@ -1,0 +1,145 @@
+"""relay-server's settings: flags, each with a `RELAY_*` environment variable.
+
+Read once, at the entry point, into one frozen `ServerConfig`:
+
+    config = ServerConfig.from_args(["--port", "0", "--engine", "memory"], env={})
+
+A flag beats its environment variable, which beats the default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+__all__ = ["ConfigError", "ServerConfig", "default_data_dir"]
+
+ENGINES: Final = ("sqlite", "memory", "nats")
+
+
+class ConfigError(Exception):
+    """A flag or environment variable has a value relay-server cannot use."""
+
+
+def default_data_dir(env: Mapping[str, str]) -> Path:
+    base = env.get("XDG_DATA_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".local/share")
+    return Path(base) / "relay"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8765
+    data_dir: Path = field(default_factory=lambda: default_data_dir(os.environ))
+    engine: str = "sqlite"
+    nats_url: str | None = None
+    operator_token: str | None = field(default=None, repr=False)
+    max_message_bytes: int = 64 * 1024
+    rate_limit: float = 10.0
+    """Sends per second per peer, sustained; bursts of three times that pass."""
+    ping_interval: float = 15.0
+    send_timeout: float = 10.0
+    """A stream write that takes longer disconnects that (slow) reader."""
+    stream_queue: int = 1024
+    """Events buffered per stream before the reader counts as slow and is cut off."""
+    shutdown_timeout: float = 10.0
+    event_window: int = 50_000
+    trusted_proxies: tuple[str, ...] = ()
+    log_level: str = "info"
+    port_file: Path | None = None
+
+    @classmethod
+    def from_args(
+        cls, argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
+    ) -> ServerConfig:
+        env = os.environ if env is None else env
+        parser = build_parser()
+        args = parser.parse_args(argv)
+
+        def pick(flag: Any, name: str, default: Any) -> Any:
+            if flag is not None:
+                return flag
+            return env.get(f"RELAY_{name}", default)
+
+        try:
+            proxies_raw = pick(args.trusted_proxies, "TRUSTED_PROXIES", "")
+            proxies = tuple(p.strip() for p in str(proxies_raw).split(",") if p.strip())
+            for proxy in proxies:
+                ipaddress.ip_network(proxy, strict=False)
+            engine = str(pick(args.engine, "ENGINE", "sqlite"))
+            if engine not in ENGINES:
+                raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+            data_dir = pick(args.data_dir, "DATA_DIR", None)
+            port_file = pick(args.port_file, "PORT_FILE", None)
+            config = cls(
+                host=str(pick(args.host, "HOST", "127.0.0.1")),
+                port=int(pick(args.port, "PORT", 8765)),
+                data_dir=Path(data_dir).expanduser() if data_dir else default_data_dir(env),
+                engine=engine,
+                nats_url=pick(args.nats_url, "NATS_URL", None),
+                operator_token=env.get("RELAY_OPERATOR_TOKEN") or None,
+                max_message_bytes=int(pick(args.max_message_bytes, "MAX_MESSAGE_BYTES", 65536)),
+                rate_limit=float(pick(args.rate_limit, "RATE_LIMIT", 10.0)),
+                ping_interval=float(pick(args.ping_interval, "PING_INTERVAL", 15.0)),
+                send_timeout=float(pick(args.send_timeout, "SEND_TIMEOUT", 10.0)),
+                stream_queue=int(pick(args.stream_queue, "STREAM_QUEUE", 1024)),
+                shutdown_timeout=float(pick(args.shutdown_timeout, "SHUTDOWN_TIMEOUT", 10.0)),
+                event_window=int(pick(args.event_window, "EVENT_WINDOW", 50_000)),
+                trusted_proxies=proxies,
+                log_level=str(pick(args.log_level, "LOG_LEVEL", "info")).lower(),
+                port_file=Path(port_file) if port_file else None,
+            )
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+        config.check()
+        return config
+
+    def check(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"--port must be 0..65535, not {self.port}")
+        if self.max_message_bytes < 1:
+            raise ConfigError("--max-message-bytes must be at least 1")
+        if self.rate_limit <= 0:
+            raise ConfigError("--rate-limit must be above 0")
+        if not 1 <= self.ping_interval <= 15:
+            raise ConfigError("--ping-interval must be between 1 and 15 seconds")
+        if self.send_timeout <= 0 or self.shutdown_timeout <= 0:
+            raise ConfigError("--send-timeout and --shutdown-timeout must be above 0")
+        if self.stream_queue < 1 or self.event_window < 1:
+            raise ConfigError("--stream-queue and --event-window must be at least 1")
+        if self.log_level not in ("debug", "info", "warning", "error"):
+            raise ConfigError("--log-level must be debug, info, warning or error")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="relay-server",
+        description=(
+            "The relay: MCP tools at /mcp, an event stream at /v1/events and a JSON API "
+            "under /v1. Every flag also reads a RELAY_* environment variable "
+            "(--data-dir: RELAY_DATA_DIR). The operator token comes from "
+            "RELAY_OPERATOR_TOKEN or the data dir, never from a flag."
+        ),
+    )
+    add = parser.add_argument
+    add("--host", help="address to bind (default 127.0.0.1: loopback only)")
+    add("--port", type=int, help="port (default 8765; 0 picks a free one)")
+    add("--data-dir", help="where the database and operator token live")
+    add("--engine", help="sqlite (default), memory or nats")
+    add("--nats-url", help="NATS server for --engine nats")
+    add("--max-message-bytes", type=int, help="largest message text in bytes (default 65536)")
+    add("--rate-limit", type=float, help="sends per second per peer (default 10, burst 3x)")
+    add("--ping-interval", type=float, help="seconds between stream pings (default 15)")
+    add("--send-timeout", type=float, help="cut off a stream whose write blocks this long")
+    add("--stream-queue", type=int, help="events queued per stream before it is cut off")
+    add("--shutdown-timeout", type=float, help="seconds to drain on SIGTERM (default 10)")
+    add("--event-window", type=int, help="recent events kept for Last-Event-ID replay")
+    add("--trusted-proxies", help="comma-separated IPs/CIDRs whose X-Forwarded-* to trust")
+    add("--log-level", help="debug, info (default), warning or error")
+    add("--port-file", help="write the bound port here once listening (for scripts)")
+    return parser

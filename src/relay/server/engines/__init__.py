@@ -1,0 +1,68 @@
+"""Engines: where the relay's log lives. One interface, several implementations.
+
+An engine stores opaque records (bytes) in one totally ordered, durable log and
+numbers them 1, 2, 3, ... It knows nothing about groups, peers or messages; the
+relay's state is rebuilt by applying the log (see `relay.server.state`).
+
+- `memory`: a list; for tests and throwaway relays.
+- `sqlite`: the embedded default; one WAL-mode file, fsync before acknowledging.
+
+A scale-out engine (NATS JetStream) fits the same shape: `append` publishes to a
+stream and returns the stream sequence; `follow` is an ordered consumer, so every
+relay process applies every record, its own and the others', in one order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Protocol
+
+__all__ = ["Engine", "EngineError", "open_engine"]
+
+
+class EngineError(Exception):
+    """The engine cannot store or read the log (disk full, database locked, ...)."""
+
+
+class Engine(Protocol):
+    """A durable, totally ordered log of records."""
+
+    name: str
+
+    async def open(self) -> None:
+        """Open or create the log."""
+
+    async def close(self) -> None:
+        """Flush and close; appends after this fail."""
+
+    def replay(self) -> AsyncIterator[tuple[int, bytes]]:
+        """Every record in the log, in order (used once at start-up)."""
+        ...
+
+    async def append(self, record: bytes) -> int:
+        """Store `record` durably and return its log id; the id is > every earlier one."""
+        ...
+
+    def follow(self, after: int) -> AsyncIterator[list[tuple[int, bytes]]]:
+        """Batches of records with id > `after`, in order, as they are committed
+        (by this process or, for shared engines, any other). Ends when closed."""
+        ...
+
+
+def open_engine(kind: str, data_dir: Path, *, nats_url: str | None = None) -> Engine:
+    """The engine named `kind` (`memory`, `sqlite`), not yet opened."""
+    if kind == "memory":
+        from relay.server.engines.memory import MemoryEngine
+
+        return MemoryEngine()
+    if kind == "sqlite":
+        from relay.server.engines.sqlite import SqliteEngine
+
+        return SqliteEngine(data_dir / "relay.db")
+    if kind == "nats":
+        raise EngineError(
+            "the nats engine is not available in this version of relay; "
+            "use --engine sqlite (the default) or --engine memory"
+        )
+    raise EngineError(f"unknown engine {kind!r}; use sqlite, memory or nats")

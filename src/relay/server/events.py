@@ -1,0 +1,115 @@
+"""`GET /v1/events`: one peer's Server-Sent-Events stream, resumable by event id.
+
+A connection first replays what the peer missed after `Last-Event-ID` (header, or
+the `last_event_id` query parameter), then follows live events. The replay and
+the live subscription are taken in one step of the event loop, so nothing falls
+between them and nothing comes twice. A comment ping goes out at least every
+15 s. A reader that stops reading is cut off (per-send timeout, bounded queue),
+never silently skipped: it reconnects and replays from its last id.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from sse_starlette import EventSourceResponse
+from sse_starlette.sse import SendTimeoutError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from relay.server.auth import bearer_token
+from relay.server.errors import BadRequest, RelayServerError
+from relay.server.hub import Subscription, encode_frame
+from relay.server.relay import Relay
+from relay.server.routes import error_response
+
+__all__ = ["events_endpoint"]
+
+log = logging.getLogger("relay.server")
+
+
+class _EventStream(EventSourceResponse):
+    """An SSE response that counts the slow readers it cuts off instead of raising."""
+
+    def __init__(self, relay: Relay, sub: Subscription, frames: AsyncIterator[bytes]) -> None:
+        super().__init__(
+            frames,
+            ping=relay.config.ping_interval,
+            send_timeout=relay.config.send_timeout,
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+        self._relay = relay
+        self._sub = sub
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except SendTimeoutError:
+            self._relay.metrics.slow_consumer_disconnects += 1
+            log.info(
+                "stream of a peer cut off: a write blocked for %ss", self._relay.config.send_timeout
+            )
+        finally:
+            self._relay.hub.unsubscribe(self._sub)
+        if self._sub.overflowed:
+            self._relay.metrics.slow_consumer_disconnects += 1
+            log.info(
+                "stream of a peer cut off: it fell %d events behind", self._relay.hub.queue_size
+            )
+
+
+def _last_event_id(request: Request) -> int | None:
+    raw = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or len(raw) > 18:
+        raise BadRequest("Last-Event-ID must be an event id (a whole number) from this relay")
+    return int(raw)
+
+
+async def events_endpoint(request: Request) -> Response:
+    relay: Relay = request.app.state.relay
+    try:
+        peer = relay.require_peer(
+            relay.authenticate(bearer_token(request.headers.get("authorization")))
+        )
+        last_id = _last_event_id(request)
+    except RelayServerError as exc:
+        return error_response(exc)
+    if relay.closing:
+        return error_response(RelayServerError("the relay is shutting down", code="closing"))
+
+    notice: bytes | None = None
+    backlog = []
+    if last_id is not None:
+        oldest = relay.state.oldest_event_id
+        if last_id < oldest - 1:
+            text = (
+                f'{{"code":"replay_truncated","message":"events after {last_id} up to {oldest - 1} '
+                f'are no longer kept for replay; read them with get_history"}}'
+            )
+            notice = encode_frame(oldest - 1, "notice", text)
+        backlog = relay.state.events_after(peer.id, last_id)
+    sub = relay.hub.subscribe(peer.id, backlog)
+    hub = relay.hub
+    metrics = relay.metrics
+
+    async def frames() -> AsyncIterator[bytes]:
+        if notice is not None:
+            yield notice
+        for event_id, frame in sub.backlog:
+            yield frame
+            hub.mark_sent(sub, event_id)
+            metrics.deliveries += 1
+        sub.backlog = []
+        while not sub.closed or not sub.queue.empty():
+            item = await sub.queue.get()
+            if item is None or sub.overflowed:
+                return
+            yield item[1]
+            hub.mark_sent(sub, item[0])
+            metrics.deliveries += 1
+
+    return _EventStream(relay, sub, frames())

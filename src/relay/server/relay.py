@@ -1,0 +1,678 @@
+"""The relay service: every operation the MCP tools and the HTTP routes offer.
+
+`Relay` checks a request against the state, turns it into a log record, stores
+it with the engine (durably: the call returns only after the engine has it),
+waits until the record is applied, and answers with what it made. The applier
+task applies committed records in log order and hands their events to the hub
+(live streams) and to anyone blocked in `wait_for_messages`.
+
+Both front ends (`mcp_tools`, `routes`) call these methods with the `PeerState`
+the bearer token resolved to; nothing here trusts a name from a request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import secrets
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from relay.protocol import (
+    KINDS,
+    SETTABLE_STATUSES,
+    GroupInfo,
+    Message,
+    MessageStatus,
+    Peer,
+    RecipientStatus,
+    is_group_name,
+    is_peer_name,
+)
+from relay.server import auth
+from relay.server.config import ServerConfig
+from relay.server.engines import Engine
+from relay.server.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    RateLimited,
+    RelayServerError,
+    TooLarge,
+    Unauthorized,
+)
+from relay.server.hub import Hub
+from relay.server.metrics import Metrics
+from relay.server.ratelimit import TokenBucket
+from relay.server.records import (
+    CursorMoved,
+    GroupCreated,
+    Joined,
+    Left,
+    MessagePosted,
+    PeerUpdated,
+    Record,
+    TokenAdded,
+    TokenRevoked,
+    decode,
+    encode,
+)
+from relay.server.state import Applied, HistoryQuery, PeerState, RelayState
+
+__all__ = ["Caller", "Relay"]
+
+log = logging.getLogger("relay.server")
+
+RECENTLY_SEEN_S: Final = 300.0
+"""A peer with no open stream counts as online this long after its last request."""
+MAX_WAIT_S: Final = 120.0
+MAX_PATTERN: Final = 256
+PROFILE_LIMITS: Final = {
+    "hostname": 255,
+    "cwd": 4096,
+    "git_branch": 255,
+    "role": 200,
+    "summary": 1000,
+}
+_OUTCOMES_KEPT: Final = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who a request is from: a peer, or the operator (peer is None)."""
+
+    peer: PeerState | None
+    operator: bool = False
+
+
+def _message_id(now: float) -> str:
+    return f"m{int(now * 1000):011x}{secrets.token_hex(6)}"
+
+
+def check_text(text: object, limit: int) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise BadRequest("the message text is empty; send one to 64 KiB of text")
+    size = len(text.encode())
+    if size > limit:
+        raise TooLarge(f"the message is {size} bytes; the limit is {limit} bytes")
+    return text
+
+
+def check_group_name(name: object) -> str:
+    if not isinstance(name, str) or not is_group_name(name):
+        raise BadRequest(
+            f"invalid group name {name!r}: use 1-64 of a-z, 0-9, '_' and '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def check_peer_name(name: object) -> str:
+    if not isinstance(name, str) or not is_peer_name(name):
+        raise BadRequest(
+            f"invalid peer name {name!r}: use 1-64 of letters, digits, '_', '.' and '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def check_profile(fields: dict[str, Any]) -> dict[str, str]:
+    """Validated profile fields (hostname, cwd, ...); `kind` checked against KINDS."""
+    clean: dict[str, str] = {}
+    for key, value in fields.items():
+        if value is None:
+            continue
+        if key == "kind":
+            if value not in KINDS:
+                raise BadRequest(f"invalid kind {value!r}: use one of {', '.join(KINDS)}")
+            clean[key] = value
+            continue
+        limit = PROFILE_LIMITS.get(key)
+        if limit is None:
+            raise BadRequest(f"unknown field {key!r}")
+        if not isinstance(value, str):
+            raise BadRequest(f"{key} must be text")
+        if len(value) > limit:
+            raise BadRequest(f"{key} is {len(value)} characters; the limit is {limit}")
+        clean[key] = value
+    return clean
+
+
+class Relay:
+    """The relay's operations over one engine, for this process."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        config: ServerConfig,
+        *,
+        operator_token: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.engine = engine
+        self.config = config
+        self.clock = clock
+        self.metrics = Metrics()
+        self.state = RelayState(event_window=config.event_window)
+        self.hub = Hub(queue_size=config.stream_queue, on_presence=self._presence_changed)
+        self._operator_hash = auth.hash_secret(operator_token)
+        self._outcomes: OrderedDict[int, Applied | RelayServerError] = OrderedDict()
+        self._waiting: dict[int, asyncio.Future[Applied]] = {}
+        self._arrivals: dict[str, set[asyncio.Event]] = {}
+        self._last_seen: dict[str, float] = {}
+        self._buckets: dict[str, TokenBucket] = {}
+        self._applier: asyncio.Task[None] | None = None
+        self._closing = False
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.engine.open()
+        replayed = 0
+        async for log_id, raw in self.engine.replay():
+            self._apply(log_id, raw, publish=False)
+            replayed += 1
+        log.info("engine %s: replayed %d records", self.engine.name, replayed)
+        self._applier = asyncio.create_task(self._follow(), name="relay-applier")
+
+    async def _follow(self) -> None:
+        async for batch in self.engine.follow(self.state.head):
+            for log_id, raw in batch:
+                if log_id > self.state.head:
+                    self._apply(log_id, raw, publish=True)
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+    def begin_shutdown(self) -> None:
+        """End every stream now: clients resume with Last-Event-ID after the restart."""
+        self._closing = True
+        self.hub.close_all()
+        for waiters in self._arrivals.values():
+            for event in waiters:
+                event.set()
+
+    async def close(self) -> None:
+        self.begin_shutdown()
+        await self.engine.close()
+        if self._applier is not None:
+            self._applier.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._applier
+
+    # -- the log --------------------------------------------------------------------
+
+    def _apply(self, log_id: int, raw: bytes, *, publish: bool) -> None:
+        try:
+            record = decode(raw)
+        except (ValueError, TypeError) as exc:
+            log.error("log record %d is unreadable (%s); skipped", log_id, exc)
+            self.state.head = max(self.state.head, log_id)
+            return
+        outcome: Applied | RelayServerError
+        try:
+            outcome = self.state.apply(log_id, record)
+        except RelayServerError as exc:
+            outcome = exc
+        if not publish:
+            return
+        if isinstance(outcome, Applied) and outcome.event is not None:
+            event = outcome.event
+            self.hub.publish(event)
+            if event.type in ("message", "dm"):
+                self.metrics.messages += 1
+                sender = record.from_id if isinstance(record, MessagePosted) else ""
+                for peer_id in event.audience:
+                    if peer_id != sender:
+                        for waiter in self._arrivals.get(peer_id, ()):
+                            waiter.set()
+        future = self._waiting.pop(log_id, None)
+        if future is not None:
+            if not future.done():
+                if isinstance(outcome, RelayServerError):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
+            return
+        self._outcomes[log_id] = outcome
+        while len(self._outcomes) > _OUTCOMES_KEPT:
+            self._outcomes.popitem(last=False)
+
+    async def _commit(self, record: Record) -> Applied:
+        if self._closing:
+            raise RelayServerError("the relay is shutting down; retry in a moment", code="closing")
+        started = time.perf_counter()
+        log_id = await self.engine.append(encode(record))
+        self.metrics.observe_append(time.perf_counter() - started)
+        outcome = self._outcomes.pop(log_id, None)
+        if outcome is None:
+            future: asyncio.Future[Applied] = asyncio.get_running_loop().create_future()
+            self._waiting[log_id] = future
+            return await future
+        if isinstance(outcome, RelayServerError):
+            raise outcome
+        return outcome
+
+    # -- authentication -------------------------------------------------------------
+
+    def authenticate(self, token: str | None) -> Caller:
+        """The caller a bearer token stands for; Unauthorized when none."""
+        if token is None:
+            self.metrics.auth_failures += 1
+            raise Unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
+        token_hash = auth.hash_secret(token)
+        if auth.same_hash(token_hash, self._operator_hash):
+            return Caller(peer=None, operator=True)
+        peer = self.state.peer_by_token(token_hash)
+        if peer is None:
+            self.metrics.auth_failures += 1
+            raise Unauthorized("unknown or revoked token; run `relay-connect` to get a new one")
+        self.metrics.requests += 1
+        self._last_seen[peer.id] = self.clock()
+        return Caller(peer=peer)
+
+    @staticmethod
+    def require_peer(caller: Caller) -> PeerState:
+        if caller.peer is None:
+            raise Forbidden("this needs a peer token, not the operator token")
+        return caller.peer
+
+    # -- presence -------------------------------------------------------------------
+
+    def online(self, peer_id: str) -> bool:
+        if self.hub.live(peer_id):
+            return True
+        seen = self._last_seen.get(peer_id)
+        return seen is not None and self.clock() - seen < RECENTLY_SEEN_S
+
+    def public(self, peer: PeerState) -> Peer:
+        return peer.public(online=self.online(peer.id), last_seen=self._last_seen.get(peer.id))
+
+    def _presence_changed(self, peer_id: str, live: bool) -> None:
+        if live:
+            self._last_seen[peer_id] = self.clock()
+        if self._closing:
+            return
+        record = PeerUpdated(peer_id, {"online": live}, self.clock())
+        task = asyncio.get_running_loop().create_task(self._commit_quietly(record))
+        task.add_done_callback(lambda t: None)
+
+    async def _commit_quietly(self, record: Record) -> None:
+        with contextlib.suppress(RelayServerError):
+            await self._commit(record)
+
+    # -- groups and peers -------------------------------------------------------------
+
+    async def create_group(self, caller: Caller, name: object) -> tuple[str, str]:
+        if not caller.operator:
+            raise Forbidden("creating a group needs the operator token")
+        group = check_group_name(name)
+        if group in self.state.groups:
+            raise Conflict(f"group {group!r} already exists; pick another name")
+        secret = auth.new_secret(auth.JOIN_PREFIX)
+        await self._commit(GroupCreated(group, auth.hash_secret(secret), self.clock()))
+        log.info("group %s created", group)
+        return group, secret
+
+    async def join(
+        self, group_name: object, secret: str | None, body: dict[str, Any]
+    ) -> tuple[PeerState, str]:
+        """Join with the group's join secret or the operator token; returns (peer, token)."""
+        group_name = check_group_name(group_name)
+        if secret is None:
+            raise Unauthorized("joining needs 'Authorization: Bearer <join secret>'")
+        group = self.state.groups.get(group_name)
+        secret_hash = auth.hash_secret(secret)
+        allowed = auth.same_hash(secret_hash, self._operator_hash) or (
+            group is not None and auth.same_hash(secret_hash, group.secret_hash)
+        )
+        if not allowed:
+            self.metrics.auth_failures += 1
+            raise Unauthorized(f"wrong join secret for group {group_name!r}")
+        if group is None:
+            raise NotFound(f"no group named {group_name!r}; create it first")
+        name = check_peer_name(body.get("name"))
+        profile = check_profile(
+            {k: body.get(k) for k in ("kind", *PROFILE_LIMITS) if body.get(k) is not None}
+        )
+        kind = profile.pop("kind", "other")
+        peer_token = body.get("peer_token")
+        if peer_token is not None:
+            existing = self.state.peer_by_token(auth.hash_secret(str(peer_token)))
+            if existing is None:
+                raise Unauthorized("peer_token is unknown or revoked")
+            if existing.name != name:
+                raise Conflict(
+                    f"that token belongs to peer {existing.name!r}, not {name!r}; "
+                    "a peer keeps one name in all its groups"
+                )
+            applied = await self._commit(Joined(group_name, existing.id, name, self.clock()))
+            if profile:
+                await self._commit(PeerUpdated(existing.id, profile, self.clock()))
+            return applied.result, str(peer_token)
+        if group.members.get(name) is not None:
+            raise Conflict(
+                f"the name {name!r} is taken in group {group_name!r}; choose another name, "
+                "or prove you are that peer with its token (peer_token)"
+            )
+        token = auth.new_secret(auth.PEER_PREFIX)
+        record = Joined(
+            group_name,
+            uuid.uuid4().hex,
+            name,
+            self.clock(),
+            kind=kind,
+            token_hash=auth.hash_secret(token),
+            profile=profile,
+        )
+        applied = await self._commit(record)
+        log.info("peer %s joined group %s", name, group_name)
+        return applied.result, token
+
+    async def leave(self, peer: PeerState, group: object) -> None:
+        name = check_group_name(group)
+        if name not in peer.groups:
+            raise NotFound(
+                f"you are not a member of group {name!r}; your groups: {self._list(peer)}"
+            )
+        await self._commit(Left(name, peer.id, self.clock()))
+
+    async def update_profile(self, peer: PeerState, fields: dict[str, Any]) -> Peer:
+        changes: dict[str, Any] = check_profile(fields)
+        if "status" in fields and fields["status"] is not None:
+            status = fields["status"]
+            if status not in SETTABLE_STATUSES:
+                raise BadRequest(
+                    f"invalid status {status!r}: use one of {', '.join(SETTABLE_STATUSES)}"
+                )
+            changes["status"] = status
+        if changes:
+            await self._commit(PeerUpdated(peer.id, changes, self.clock()))
+        return self.public(self.state.peer(peer.id))
+
+    async def add_token(self, peer: PeerState) -> str:
+        token = auth.new_secret(auth.PEER_PREFIX)
+        await self._commit(TokenAdded(peer.id, auth.hash_secret(token)))
+        return token
+
+    async def revoke_token(self, caller: Caller, token: object) -> None:
+        if not isinstance(token, str) or not token:
+            raise BadRequest("give the token to revoke as 'token'")
+        token_hash = auth.hash_secret(token)
+        owner = self.state.tokens.get(token_hash)
+        if owner is None:
+            raise NotFound("no such token (already revoked?)")
+        if not caller.operator and (caller.peer is None or caller.peer.id != owner):
+            raise Forbidden("you may revoke only your own tokens")
+        await self._commit(TokenRevoked(token_hash))
+
+    def _list(self, peer: PeerState) -> str:
+        return ", ".join(sorted(peer.groups)) or "(none)"
+
+    def groups_of(self, caller: Caller) -> list[GroupInfo]:
+        names = (
+            sorted(self.state.groups)
+            if caller.operator
+            else sorted(self.require_peer(caller).groups)
+        )
+        return [
+            GroupInfo(
+                name=n,
+                members=len(self.state.groups[n].members),
+                last_seq=self.state.groups[n].last_seq,
+            )
+            for n in names
+        ]
+
+    def peers(self, caller: Caller, group: object = None) -> list[Peer]:
+        if group is not None:
+            name = check_group_name(group)
+            if not caller.operator and name not in self.require_peer(caller).groups:
+                raise NotFound(f"you are not a member of group {name!r}")
+            names = [name]
+        elif caller.operator:
+            names = sorted(self.state.groups)
+        else:
+            names = sorted(self.require_peer(caller).groups)
+        seen: dict[str, Peer] = {}
+        for name in names:
+            for member in self.state.members(name):
+                seen.setdefault(member.id, self.public(member))
+        return sorted(seen.values(), key=lambda p: p.name)
+
+    # -- messages -------------------------------------------------------------------
+
+    def _rate_check(self, peer: PeerState) -> None:
+        bucket = self._buckets.get(peer.id)
+        if bucket is None:
+            rate = self.config.rate_limit
+            bucket = self._buckets[peer.id] = TokenBucket(rate=rate, burst=rate * 3)
+        wait = bucket.take(self.clock())
+        if wait > 0:
+            self.metrics.rate_limited += 1
+            raise RateLimited(
+                f"too many messages; at most {self.config.rate_limit:g} per second. "
+                f"Retry in {wait:.1f} s",
+                retry_after=wait,
+            )
+
+    def _reply_target(self, peer: PeerState, reply_to: object) -> str | None:
+        if reply_to is None:
+            return None
+        if not isinstance(reply_to, str) or not self.state.can_see(peer.id, reply_to):
+            raise NotFound(f"no message {reply_to!r} that you can see; reply_to takes a message id")
+        return reply_to
+
+    async def post(
+        self, peer: PeerState, group: object, text: object, reply_to: object = None
+    ) -> Message:
+        name = check_group_name(group)
+        if name not in peer.groups:
+            raise NotFound(
+                f"you are not a member of group {name!r}; your groups: {self._list(peer)}"
+            )
+        body = check_text(text, self.config.max_message_bytes)
+        reply = self._reply_target(peer, reply_to)
+        self._rate_check(peer)
+        now = self.clock()
+        applied = await self._commit(
+            MessagePosted(_message_id(now), name, peer.id, body, now, None, reply)
+        )
+        message: Message = applied.result
+        return message
+
+    def resolve_recipients(
+        self, peer: PeerState, to: object, group: object = None
+    ) -> tuple[str, list[PeerState]]:
+        """The group a DM goes through and its recipients, or a BadRequest/NotFound."""
+        if isinstance(to, str):
+            names = [to]
+        elif isinstance(to, list) and to and all(isinstance(n, str) for n in to):
+            names = list(dict.fromkeys(to))
+        else:
+            raise BadRequest("'to' is a peer name or a non-empty list of peer names")
+        if len(names) > 100:
+            raise BadRequest("a DM goes to at most 100 peers")
+        for n in names:
+            check_peer_name(n)
+        if peer.name in names:
+            raise BadRequest("you cannot send a DM to yourself")
+        if group is not None:
+            candidates = [check_group_name(group)]
+            if candidates[0] not in peer.groups:
+                raise NotFound(f"you are not a member of group {candidates[0]!r}")
+        else:
+            candidates = sorted(peer.groups)
+        fits = [g for g in candidates if all(n in self.state.groups[g].members for n in names)]
+        if not fits:
+            where = f"group {candidates[0]!r}" if group is not None else "any of your groups"
+            known = sorted(
+                {m for g in candidates for m in self.state.groups[g].members} - {peer.name}
+            )
+            raise NotFound(
+                f"no peer named {', '.join(repr(n) for n in names)} in {where}; "
+                f"known peers: {', '.join(known) or '(none)'}"
+            )
+        chosen = fits[0]
+        members = self.state.groups[chosen].members
+        return chosen, [self.state.peer(members[n]) for n in names]
+
+    async def direct(
+        self,
+        peer: PeerState,
+        to: object,
+        text: object,
+        group: object = None,
+        reply_to: object = None,
+    ) -> tuple[Message, list[RecipientStatus]]:
+        chosen, recipients = self.resolve_recipients(peer, to, group)
+        body = check_text(text, self.config.max_message_bytes)
+        reply = self._reply_target(peer, reply_to)
+        self._rate_check(peer)
+        now = self.clock()
+        record = MessagePosted(
+            _message_id(now), chosen, peer.id, body, now, tuple(r.id for r in recipients), reply
+        )
+        applied = await self._commit(record)
+        states = [
+            RecipientStatus(
+                name=r.name,
+                delivery="live" if self.hub.live(r.id) else "queued",
+                delivered=False,
+                read=False,
+            )
+            for r in recipients
+        ]
+        return applied.result, states
+
+    async def read_new(self, peer: PeerState, limit: object = None) -> list[Message]:
+        if limit is not None and (
+            not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000
+        ):
+            raise BadRequest("limit must be a whole number from 1 to 1000")
+        found = self.state.unread(peer.id, limit)
+        if found:
+            await self._commit(CursorMoved(peer.id, found[-1][0]))
+        return [m for _, m in found]
+
+    async def wait_for(self, peer: PeerState, timeout_s: object = None) -> list[Message]:
+        """Block until something unread arrives (or `timeout_s`), then read it."""
+        if timeout_s is None:
+            timeout_s = 60.0
+        if (
+            not isinstance(timeout_s, int | float)
+            or isinstance(timeout_s, bool)
+            or not 0 <= timeout_s <= MAX_WAIT_S
+        ):
+            raise BadRequest(f"timeout_s must be a number from 0 to {MAX_WAIT_S:g}")
+        if not self.state.unread(peer.id, 1):
+            arrived = asyncio.Event()
+            waiters = self._arrivals.setdefault(peer.id, set())
+            waiters.add(arrived)
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(arrived.wait(), float(timeout_s))
+            finally:
+                waiters.discard(arrived)
+                if not waiters:
+                    self._arrivals.pop(peer.id, None)
+        return await self.read_new(peer)
+
+    def unread(self, peer: PeerState) -> list[Message]:
+        return [m for _, m in self.state.unread(peer.id)]
+
+    def history(self, peer: PeerState, args: dict[str, Any]) -> list[Message]:
+        group = args.get("group")
+        if group is not None:
+            group = check_group_name(group)
+            if group not in peer.groups:
+                raise NotFound(f"you are not a member of group {group!r}")
+        with_peer = args.get("with_peer")
+        if with_peer is not None:
+            check_peer_name(with_peer)
+        pattern = None
+        raw = args.get("filter")
+        if raw is not None:
+            if not isinstance(raw, str) or len(raw) > MAX_PATTERN:
+                raise BadRequest(
+                    f"filter is a regular expression of at most {MAX_PATTERN} characters"
+                )
+            try:
+                pattern = re.compile(raw, re.IGNORECASE)
+            except re.error as exc:
+                raise BadRequest(f"filter is not a valid regular expression: {exc}") from exc
+        times: dict[str, float | None] = {}
+        for key in ("start_time", "end_time"):
+            value = args.get(key)
+            times[key] = None if value is None else _parse_time(key, value)
+        limit = args.get("limit", 50)
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000:
+            raise BadRequest("limit must be a whole number from 1 to 1000")
+        query = HistoryQuery(
+            group, with_peer, pattern, times["start_time"], times["end_time"], limit
+        )
+        return self.state.history(peer.id, query)
+
+    def group_messages(
+        self, caller: Caller, group: object, after_seq: int, limit: int
+    ) -> list[Message]:
+        name = check_group_name(group)
+        peer = self.require_peer(caller)
+        if name not in peer.groups:
+            raise NotFound(f"you are not a member of group {name!r}")
+        return self.state.group_messages(peer.id, name, after_seq, limit)
+
+    def message_status(self, peer: PeerState, message_id: object) -> MessageStatus:
+        if not isinstance(message_id, str) or not self.state.can_see(peer.id, message_id):
+            raise NotFound(f"no message {message_id!r} that you can see")
+        found = self.state.message(message_id)
+        assert found is not None
+        log_id, message, from_id, to_ids = found
+        if to_ids is not None:
+            ids = list(to_ids)
+        else:
+            ids = [
+                pid for pid in self.state.groups[message.group].members.values() if pid != from_id
+            ]
+        recipients = []
+        for pid in ids:
+            other = self.state.peer(pid)
+            read = other.cursor >= log_id
+            delivered = read or self.hub.delivered_upto.get(pid, 0) >= log_id
+            recipients.append(
+                RecipientStatus(
+                    name=other.name,
+                    delivery="live" if self.hub.live(pid) else "queued",
+                    delivered=delivered,
+                    read=read,
+                )
+            )
+        return MessageStatus(message=message, recipients=sorted(recipients, key=lambda r: r.name))
+
+
+def _parse_time(key: str, value: object) -> float:
+    """A Unix time (number) or an ISO-8601 timestamp."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        from datetime import UTC, datetime
+
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+        else:
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=UTC)
+            return parsed.timestamp()
+    raise BadRequest(
+        f"{key} is a Unix time in seconds or an ISO-8601 time such as 2026-11-22T10:00:00Z"
+    )

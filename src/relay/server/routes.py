@@ -1,0 +1,239 @@
+"""The `/v1` JSON API, `/healthz` and `/metrics`.
+
+Every route but `/healthz` and the join route authenticates with the bearer
+token; errors are `{"error": {"code", "message"}}` with the status the
+`RelayServerError` carries. A handler that fails on anything else is a relay bug:
+it is logged with its traceback and answered with a bare 500.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from relay.server.auth import bearer_token
+from relay.server.errors import BadRequest, RateLimited, RelayServerError, TooLarge
+from relay.server.relay import Caller, Relay
+
+__all__ = ["error_response", "routes"]
+
+log = logging.getLogger("relay.server")
+
+Handler = Callable[[Request], Awaitable[Response]]
+_BODY_SLACK: Final = 16 * 1024
+
+
+def error_response(exc: RelayServerError) -> JSONResponse:
+    headers = {}
+    if isinstance(exc, RateLimited):
+        headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="relay"'
+    return JSONResponse(
+        {"error": {"code": exc.code, "message": exc.message}}, exc.status, headers=headers
+    )
+
+
+def _relay(request: Request) -> Relay:
+    relay: Relay = request.app.state.relay
+    return relay
+
+
+def _guarded(handler: Handler) -> Handler:
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except RelayServerError as exc:
+            return error_response(exc)
+
+    endpoint.__name__ = handler.__name__
+    return endpoint
+
+
+def _caller(request: Request) -> Caller:
+    return _relay(request).authenticate(bearer_token(request.headers.get("authorization")))
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    limit = _relay(request).config.max_message_bytes * 2 + _BODY_SLACK
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"the request body is over {limit} bytes")
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > limit:
+            raise TooLarge(f"the request body is over {limit} bytes")
+    if not raw:
+        return {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    return body
+
+
+def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be a whole number from {low} to {high}") from None
+    if not low <= value <= high:
+        raise BadRequest(f"{name} must be a whole number from {low} to {high}")
+    return value
+
+
+def _only(body: dict[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise BadRequest(
+            f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
+        )
+
+
+async def healthz(request: Request) -> Response:
+    relay = _relay(request)
+    return JSONResponse({"status": "ok", "engine": relay.engine.name, "head": relay.state.head})
+
+
+async def metrics(request: Request) -> Response:
+    caller = _caller(request)
+    if not caller.operator:
+        return error_response(RelayServerError("metrics need the operator token", code="forbidden"))
+    relay = _relay(request)
+    text = relay.metrics.render(
+        open_streams=relay.hub.stream_count,
+        peers=len(relay.state.peers),
+        groups=len(relay.state.groups),
+    )
+    return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
+
+
+async def create_group(request: Request) -> Response:
+    caller = _caller(request)
+    body = await _body(request)
+    _only(body, {"name"})
+    group, secret = await _relay(request).create_group(caller, body.get("name"))
+    return JSONResponse({"group": group, "join_secret": secret}, 201)
+
+
+async def list_groups(request: Request) -> Response:
+    caller = _caller(request)
+    groups = _relay(request).groups_of(caller)
+    return JSONResponse({"groups": [g.model_dump() for g in groups]})
+
+
+async def join_group(request: Request) -> Response:
+    relay = _relay(request)
+    secret = bearer_token(request.headers.get("authorization"))
+    body = await _body(request)
+    _only(
+        body,
+        {"name", "kind", "hostname", "cwd", "git_branch", "role", "summary", "peer_token"},
+    )
+    peer, token = await relay.join(request.path_params["group"], secret, body)
+    return JSONResponse(
+        {
+            "peer": relay.public(peer).model_dump(),
+            "token": token,
+            "group": request.path_params["group"],
+        },
+        201,
+    )
+
+
+async def me(request: Request) -> Response:
+    relay = _relay(request)
+    peer = relay.require_peer(_caller(request))
+    return JSONResponse({"peer": relay.public(peer).model_dump()})
+
+
+async def post_message(request: Request) -> Response:
+    relay = _relay(request)
+    peer = relay.require_peer(_caller(request))
+    body = await _body(request)
+    _only(body, {"group", "text", "to", "reply_to"})
+    if body.get("to") is not None:
+        message, _ = await relay.direct(
+            peer, body["to"], body.get("text"), body.get("group"), body.get("reply_to")
+        )
+    else:
+        message = await relay.post(peer, body.get("group"), body.get("text"), body.get("reply_to"))
+    return JSONResponse({"message": message.wire()}, 201)
+
+
+async def group_messages(request: Request) -> Response:
+    relay = _relay(request)
+    caller = _caller(request)
+    after_seq = _int_param(request, "after_seq", 0, 0, 2**62)
+    limit = _int_param(request, "limit", 100, 1, 1000)
+    messages = relay.group_messages(caller, request.path_params["group"], after_seq, limit)
+    return JSONResponse({"messages": [m.wire() for m in messages]})
+
+
+async def list_peers(request: Request) -> Response:
+    relay = _relay(request)
+    peers = relay.peers(_caller(request), request.query_params.get("group"))
+    return JSONResponse({"peers": [p.model_dump() for p in peers]})
+
+
+async def set_status(request: Request) -> Response:
+    relay = _relay(request)
+    peer = relay.require_peer(_caller(request))
+    body = await _body(request)
+    _only(body, {"status", "summary"})
+    if body.get("status") is None:
+        raise BadRequest("give a status: idle, working or dnd")
+    updated = await relay.update_profile(peer, body)
+    return JSONResponse({"peer": updated.model_dump()})
+
+
+async def unread(request: Request) -> Response:
+    relay = _relay(request)
+    peer = relay.require_peer(_caller(request))
+    return JSONResponse({"messages": [m.wire() for m in relay.unread(peer)]})
+
+
+async def create_token(request: Request) -> Response:
+    relay = _relay(request)
+    peer = relay.require_peer(_caller(request))
+    return JSONResponse({"token": await relay.add_token(peer)}, 201)
+
+
+async def revoke_token(request: Request) -> Response:
+    relay = _relay(request)
+    caller = _caller(request)
+    body = await _body(request)
+    _only(body, {"token"})
+    await relay.revoke_token(caller, body.get("token"))
+    return JSONResponse({"revoked": True})
+
+
+def routes() -> list[Route]:
+    g = _guarded
+    return [
+        Route("/healthz", g(healthz), methods=["GET"]),
+        Route("/metrics", g(metrics), methods=["GET"]),
+        Route("/v1/groups", g(create_group), methods=["POST"]),
+        Route("/v1/groups", g(list_groups), methods=["GET"]),
+        Route("/v1/groups/{group}/join", g(join_group), methods=["POST"]),
+        Route("/v1/groups/{group}/messages", g(group_messages), methods=["GET"]),
+        Route("/v1/me", g(me), methods=["GET"]),
+        Route("/v1/messages", g(post_message), methods=["POST"]),
+        Route("/v1/peers", g(list_peers), methods=["GET"]),
+        Route("/v1/status", g(set_status), methods=["POST"]),
+        Route("/v1/unread", g(unread), methods=["GET"]),
+        Route("/v1/tokens", g(create_token), methods=["POST"]),
+        Route("/v1/tokens/revoke", g(revoke_token), methods=["POST"]),
+    ]

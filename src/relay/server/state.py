@@ -1,0 +1,424 @@
+"""The relay's state, rebuilt by applying log records in order; no I/O, no clock.
+
+`RelayState.apply(log_id, record)` is the only way state changes. It checks the
+record against the state (a name taken, a group gone), so two relay processes
+racing on one log still agree: the first record wins, the second is rejected the
+same way everywhere. Each applied record may produce one `Event`, delivered to
+the peers in its `audience`; the event's id is the record's log id.
+
+Queries (unread messages, history, a peer's events after an id) read the state
+and never change it. Moving a read cursor is itself a record.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import json
+import re
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from relay.protocol import Message, Peer
+from relay.server.errors import Conflict, NotFound
+from relay.server.records import (
+    CursorMoved,
+    GroupCreated,
+    Joined,
+    Left,
+    MessagePosted,
+    PeerUpdated,
+    Record,
+    TokenAdded,
+    TokenRevoked,
+)
+
+__all__ = ["Applied", "Event", "GroupState", "HistoryQuery", "PeerState", "RelayState"]
+
+PROFILE_FIELDS: Final = ("hostname", "cwd", "git_branch", "role", "summary", "kind")
+"""Fields a peer may set about itself (`status` and `online` are handled apart)."""
+
+
+@dataclass(slots=True)
+class PeerState:
+    id: str
+    name: str
+    kind: str
+    created_at: float
+    hostname: str = ""
+    cwd: str = ""
+    git_branch: str = ""
+    role: str = ""
+    summary: str = ""
+    status: str = "idle"
+    online: bool = False
+    groups: set[str] = field(default_factory=set)
+    cursor: int = 0
+
+    def public(self, *, online: bool | None = None, last_seen: float | None = None) -> Peer:
+        """The peer as others see it; `online` overrides the logged presence."""
+        is_online = self.online if online is None else online
+        return Peer(
+            name=self.name,
+            kind=self.kind,  # type: ignore[arg-type]
+            hostname=self.hostname,
+            cwd=self.cwd,
+            git_branch=self.git_branch,
+            role=self.role,
+            summary=self.summary,
+            status=self.status if is_online else "offline",  # type: ignore[arg-type]
+            groups=sorted(self.groups),
+            last_seen=last_seen,
+            online=is_online,
+        )
+
+
+@dataclass(slots=True)
+class GroupState:
+    name: str
+    secret_hash: str
+    created_at: float
+    members: dict[str, str] = field(default_factory=dict)
+    """name -> peer id"""
+    last_seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something the peers in `audience` learn, with id = the record's log id."""
+
+    id: int
+    type: str
+    data: str
+    """JSON text, encoded once for every recipient."""
+    audience: frozenset[str]
+
+    def payload(self) -> dict[str, Any]:
+        result: dict[str, Any] = json.loads(self.data)
+        return result
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What applying one record did: the event it produced and the thing it made."""
+
+    event: Event | None = None
+    result: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    log_id: int
+    message: Message
+    from_id: str
+    to_ids: frozenset[str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryQuery:
+    group: str | None = None
+    with_peer: str | None = None
+    pattern: re.Pattern[str] | None = None
+    start_time: float | None = None
+    end_time: float | None = None
+    limit: int = 50
+
+
+class RelayState:
+    """Groups, peers, tokens, messages and cursors, as the log says they are."""
+
+    def __init__(self, *, event_window: int = 50_000) -> None:
+        self.head = 0
+        self.groups: dict[str, GroupState] = {}
+        self.peers: dict[str, PeerState] = {}
+        self.tokens: dict[str, str] = {}
+        """token hash -> peer id"""
+        self._messages: list[_Stored] = []
+        self._message_ids: list[int] = []
+        self._by_message_id: dict[str, _Stored] = {}
+        self._events: deque[Event] = deque(maxlen=event_window)
+
+    # -- applying records ---------------------------------------------------------
+
+    def apply(self, log_id: int, record: Record) -> Applied:
+        """Apply `record`, the log's entry `log_id`; raises RelayServerError on reject.
+
+        A rejected record changes nothing but `head`.
+        """
+        if log_id <= self.head:
+            raise ValueError(f"log id {log_id} is not after {self.head}")
+        self.head = log_id
+        applied = self._apply(log_id, record)
+        if applied.event is not None:
+            self._events.append(applied.event)
+        return applied
+
+    def _apply(self, log_id: int, record: Record) -> Applied:
+        match record:
+            case MessagePosted():
+                return self._apply_message(log_id, record)
+            case CursorMoved(peer_id=peer_id, upto=upto):
+                peer = self._peer(peer_id)
+                peer.cursor = max(peer.cursor, min(upto, log_id))
+                data = {"upto": peer.cursor, "unread": self.unread_count(peer_id)}
+                return Applied(_event(log_id, "read", data, {peer_id}), peer.cursor)
+            case PeerUpdated():
+                return self._apply_peer_update(log_id, record)
+            case Joined():
+                return self._apply_join(log_id, record)
+            case Left(group=name, peer_id=peer_id):
+                group = self._group(name)
+                peer = self._peer(peer_id)
+                if name not in peer.groups:
+                    raise NotFound(f"you are not a member of group {name!r}")
+                audience = frozenset(group.members.values())
+                del group.members[peer.name]
+                peer.groups.discard(name)
+                left = {"group": name, "name": peer.name}
+                return Applied(_event(log_id, "peer_left", left, audience), peer)
+            case GroupCreated(group=name, secret_hash=secret_hash, at=at):
+                if name in self.groups:
+                    raise Conflict(f"group {name!r} already exists; pick another name")
+                self.groups[name] = GroupState(name, secret_hash, at)
+                return Applied(result=self.groups[name])
+            case TokenAdded(peer_id=peer_id, token_hash=token_hash):
+                self._peer(peer_id)
+                self.tokens[token_hash] = peer_id
+                return Applied(result=peer_id)
+            case TokenRevoked(token_hash=token_hash):
+                return Applied(result=self.tokens.pop(token_hash, None))
+        raise ValueError(f"unknown record {record!r}")
+
+    def _apply_join(self, log_id: int, record: Joined) -> Applied:
+        group = self._group(record.group)
+        peer = self.peers.get(record.peer_id)
+        if record.token_hash is not None:
+            if peer is not None:
+                raise Conflict("that peer already exists")
+            peer = PeerState(
+                id=record.peer_id,
+                name=record.name,
+                kind=record.kind,
+                created_at=record.at,
+                cursor=log_id,
+            )
+            for key, value in record.profile.items():
+                if key in PROFILE_FIELDS:
+                    setattr(peer, key, value)
+        elif peer is None:
+            raise NotFound("no such peer")
+        holder = group.members.get(peer.name)
+        if holder == peer.id:
+            return Applied(result=peer)
+        if holder is not None:
+            raise Conflict(
+                f"the name {peer.name!r} is taken in group {group.name!r}; choose another name"
+            )
+        if record.token_hash is not None:
+            self.peers[peer.id] = peer
+            self.tokens[record.token_hash] = peer.id
+        group.members[peer.name] = peer.id
+        peer.groups.add(group.name)
+        data = {**peer.public().model_dump(), "group": group.name}
+        return Applied(_event(log_id, "peer_joined", data, group.members.values()), peer)
+
+    def _apply_peer_update(self, log_id: int, record: PeerUpdated) -> Applied:
+        peer = self._peer(record.peer_id)
+        for key, value in record.changes.items():
+            if key in PROFILE_FIELDS or key in ("status", "online"):
+                setattr(peer, key, value)
+        audience = {peer.id}
+        for name in peer.groups:
+            audience.update(self.groups[name].members.values())
+        data = peer.public().model_dump()
+        return Applied(_event(log_id, "peer_status", data, audience), peer)
+
+    def _apply_message(self, log_id: int, record: MessagePosted) -> Applied:
+        group = self._group(record.group)
+        sender = self._peer(record.from_id)
+        if record.group not in sender.groups:
+            raise NotFound(f"you are not a member of group {record.group!r}")
+        if record.id in self._by_message_id:
+            raise Conflict("a message with that id exists")
+        to_names: list[str] | None = None
+        to_ids: frozenset[str] | None = None
+        if record.to_ids is not None:
+            missing = [pid for pid in record.to_ids if record.group not in self._groups_of(pid)]
+            if missing:
+                raise NotFound("a recipient is no longer in the group")
+            to_ids = frozenset(record.to_ids)
+            to_names = [self.peers[pid].name for pid in record.to_ids]
+        group.last_seq += 1
+        message = Message.model_validate(
+            {
+                "id": record.id,
+                "group": record.group,
+                "seq": group.last_seq,
+                "from": sender.name,
+                "to": to_names,
+                "reply_to": record.reply_to,
+                "text": record.text,
+                "created_at": record.at,
+            }
+        )
+        stored = _Stored(log_id, message, sender.id, to_ids)
+        self._messages.append(stored)
+        self._message_ids.append(log_id)
+        self._by_message_id[message.id] = stored
+        if to_ids is None:
+            event = _event(log_id, "message", message.wire(), group.members.values())
+        else:
+            event = _event(log_id, "dm", message.wire(), to_ids | {sender.id})
+        return Applied(event, message)
+
+    # -- lookups --------------------------------------------------------------------
+
+    def _group(self, name: str) -> GroupState:
+        group = self.groups.get(name)
+        if group is None:
+            raise NotFound(f"no group named {name!r}")
+        return group
+
+    def _peer(self, peer_id: str) -> PeerState:
+        peer = self.peers.get(peer_id)
+        if peer is None:
+            raise NotFound("no such peer")
+        return peer
+
+    def _groups_of(self, peer_id: str) -> set[str]:
+        peer = self.peers.get(peer_id)
+        return peer.groups if peer else set()
+
+    def group(self, name: str) -> GroupState:
+        """The group; NotFound names it when it does not exist."""
+        return self._group(name)
+
+    def peer(self, peer_id: str) -> PeerState:
+        return self._peer(peer_id)
+
+    def peer_by_token(self, token_hash: str) -> PeerState | None:
+        peer_id = self.tokens.get(token_hash)
+        return self.peers.get(peer_id) if peer_id else None
+
+    def member(self, group: str, name: str) -> PeerState | None:
+        peer_id = self._group(group).members.get(name)
+        return self.peers.get(peer_id) if peer_id else None
+
+    def members(self, group: str) -> list[PeerState]:
+        return [self.peers[pid] for pid in self._group(group).members.values()]
+
+    def message(self, message_id: str) -> tuple[int, Message, str, frozenset[str] | None] | None:
+        stored = self._by_message_id.get(message_id)
+        if stored is None:
+            return None
+        return stored.log_id, stored.message, stored.from_id, stored.to_ids
+
+    def can_see(self, peer_id: str, message_id: str) -> bool:
+        stored = self._by_message_id.get(message_id)
+        return stored is not None and self._visible(self._peer(peer_id), stored)
+
+    # -- queries over messages --------------------------------------------------------
+
+    @staticmethod
+    def _visible(peer: PeerState, stored: _Stored) -> bool:
+        if stored.to_ids is None:
+            return stored.message.group in peer.groups
+        return peer.id == stored.from_id or peer.id in stored.to_ids
+
+    def _messages_after(self, log_id: int) -> Iterator[_Stored]:
+        start = bisect.bisect_right(self._message_ids, log_id)
+        for index in range(start, len(self._messages)):
+            yield self._messages[index]
+
+    def unread(self, peer_id: str, limit: int | None = None) -> list[tuple[int, Message]]:
+        """Unread posts and DMs of this peer, oldest first, never its own."""
+        peer = self._peer(peer_id)
+        found: list[tuple[int, Message]] = []
+        for stored in self._messages_after(peer.cursor):
+            if stored.from_id != peer.id and self._visible(peer, stored):
+                found.append((stored.log_id, stored.message))
+                if limit is not None and len(found) >= limit:
+                    break
+        return found
+
+    def unread_count(self, peer_id: str) -> int:
+        return len(self.unread(peer_id))
+
+    def history(self, peer_id: str, query: HistoryQuery) -> list[Message]:
+        """The newest `limit` messages this peer may see that match, oldest first."""
+        peer = self._peer(peer_id)
+        other = None
+        if query.with_peer is not None:
+            other = self._find_peer_named(peer, query.with_peer)
+        found: list[Message] = []
+        for stored in reversed(self._messages):
+            message = stored.message
+            if query.group is not None and message.group != query.group:
+                continue
+            if not self._visible(peer, stored):
+                continue
+            if other is not None and not _involves(stored, other):
+                continue
+            if query.start_time is not None and message.created_at < query.start_time:
+                continue
+            if query.end_time is not None and message.created_at > query.end_time:
+                continue
+            if query.pattern is not None and not query.pattern.search(message.text):
+                continue
+            found.append(message)
+            if len(found) >= query.limit:
+                break
+        found.reverse()
+        return found
+
+    def group_messages(self, peer_id: str, group: str, after_seq: int, limit: int) -> list[Message]:
+        """Messages of one group this peer may see with seq > after_seq, oldest first."""
+        peer = self._peer(peer_id)
+        found: list[Message] = []
+        for stored in self._messages:
+            message = stored.message
+            if message.group != group or message.seq <= after_seq:
+                continue
+            if self._visible(peer, stored):
+                found.append(message)
+                if len(found) >= limit:
+                    break
+        return found
+
+    def _find_peer_named(self, peer: PeerState, name: str) -> str:
+        for group in peer.groups:
+            peer_id = self.groups[group].members.get(name)
+            if peer_id is not None:
+                return peer_id
+        raise NotFound(f"no peer named {name!r} in your groups")
+
+    # -- the event window ---------------------------------------------------------------
+
+    @property
+    def oldest_event_id(self) -> int:
+        """The id before which events can no longer be replayed (0: all can)."""
+        if len(self._events) < (self._events.maxlen or 0):
+            return 0
+        return self._events[0].id
+
+    def events_after(self, peer_id: str, after_id: int) -> list[Event]:
+        """This peer's events with id > after_id still held in the window, in order."""
+        events = self._events
+        if not events or events[-1].id <= after_id:
+            return []
+        # The window is sorted by id; walk back from the newest end to the start point.
+        start = len(events)
+        while start > 0 and events[start - 1].id > after_id:
+            start -= 1
+        return [e for e in itertools.islice(events, start, None) if peer_id in e.audience]
+
+
+def _involves(stored: _Stored, peer_id: str) -> bool:
+    return stored.from_id == peer_id or (stored.to_ids is not None and peer_id in stored.to_ids)
+
+
+def _event(log_id: int, kind: str, data: dict[str, Any], audience: Iterable[str]) -> Event:
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return Event(log_id, kind, text, frozenset(audience))
