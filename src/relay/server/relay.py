@@ -386,7 +386,7 @@ class Relay:
         await self._commit(Left(name, peer.id, self.clock()))
 
     async def update_profile(self, peer: PeerState, fields: dict[str, Any]) -> Peer:
-        changes: dict[str, Any] = check_profile(fields)
+        changes: dict[str, Any] = check_profile({k: v for k, v in fields.items() if k != "status"})
         if "status" in fields and fields["status"] is not None:
             status = fields["status"]
             if status not in SETTABLE_STATUSES:
