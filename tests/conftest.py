@@ -26,7 +26,11 @@ __all__ = ["RunningServer", "make_peer", "start_server", "wait_until"]
 
 
 def wait_until(
-    condition: Callable[[], object], *, timeout: float = 10.0, interval: float = 0.02, what: str = ""
+    condition: Callable[[], object],
+    *,
+    timeout: float = 10.0,
+    interval: float = 0.02,
+    what: str = "",
 ) -> None:
     """Poll `condition` until it is truthy, or fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout

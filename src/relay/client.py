@@ -303,7 +303,7 @@ class RelayClient:
                     notify(StreamState("connected"))
                     backoff.reset()
                     async for sse in source.aiter_sse():
-                        if not sse.event or sse.event == "message" and not sse.data:
+                        if not sse.event or (sse.event == "message" and not sse.data):
                             continue
                         event = StreamEvent(
                             id=int(sse.id) if sse.id else -1,

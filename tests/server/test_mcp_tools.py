@@ -6,8 +6,8 @@ import asyncio
 import itertools
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import RunningServer, make_peer, start_server
@@ -119,7 +119,8 @@ async def test_dm_to_one_and_to_a_list_reaches_only_them(server: RunningServer) 
         carol_history = await carol.call("get_history", group=group)
         assert "secret for bob" not in [m["text"] for m in carol_history["messages"]]
         error = await alice.error("send_dm", to="nobody", message="x")
-        assert "nobody" in error and "bob" in error
+        assert "nobody" in error
+        assert "bob" in error
 
 
 async def test_wait_for_messages_returns_on_arrival_and_on_timeout(server: RunningServer) -> None:
@@ -231,9 +232,7 @@ async def test_bad_arguments_get_clear_errors_and_change_nothing(server: Running
         assert (await bob.call("read_new_messages"))["count"] == 0
 
 
-async def test_no_token_or_a_wrong_token_gets_401(server: RunningServer, tmp_path: Path) -> None:
-    import httpx
-
+def test_no_token_or_a_wrong_token_gets_401(server: RunningServer) -> None:
     for headers in ({}, {"Authorization": "Bearer relay_pt_wrong"}, {"Authorization": "Basic x"}):
         response = httpx.post(
             f"{server.url}/mcp",
@@ -244,9 +243,7 @@ async def test_no_token_or_a_wrong_token_gets_401(server: RunningServer, tmp_pat
         assert response.json()["error"]["code"] == "unauthorized"
 
 
-async def test_operator_token_is_not_a_peer(server: RunningServer) -> None:
-    import httpx
-
+def test_operator_token_is_not_a_peer(server: RunningServer) -> None:
     response = httpx.post(
         f"{server.url}/mcp",
         headers={

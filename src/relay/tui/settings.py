@@ -13,14 +13,21 @@ that, from `RELAY_TOKEN`.
 from __future__ import annotations
 
 import argparse
-import importlib
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-__all__ = ["DEFAULT_SERVER_URL", "SettingsError", "TuiSettings", "load_token"]
+from relay.connect import credentials
+
+__all__ = [
+    "DEFAULT_SERVER_URL",
+    "SettingsError",
+    "TuiSettings",
+    "load_token",
+    "pending_prompt",
+]
 
 DEFAULT_SERVER_URL: Final = "http://127.0.0.1:8765"
 _PANE_RE: Final = re.compile(r"%\d+")
@@ -73,8 +80,18 @@ class TuiSettings(BaseModel):
         return self.target_pane is not None and not self.watch_only
 
     @classmethod
-    def from_sources(cls, argv: Sequence[str] | None, environ: Mapping[str, str]) -> TuiSettings:
-        """Parse flags over `RELAY_*` variables; raise `SettingsError` on a bad value."""
+    def from_sources(
+        cls,
+        argv: Sequence[str] | None,
+        environ: Mapping[str, str],
+        *,
+        remembered_server: str | None = None,
+    ) -> TuiSettings:
+        """Parse flags over `RELAY_*` variables; raise `SettingsError` on a bad value.
+
+        `remembered_server` (the server relay-connect used last) replaces the
+        default server URL when neither a flag nor `RELAY_SERVER_URL` names one.
+        """
         args = _parser().parse_args(argv)
         values: dict[str, Any] = {}
         env_names = {
@@ -97,6 +114,8 @@ class TuiSettings(BaseModel):
         for field in ("server_url", "target_pane", "profile", "tmux_socket"):
             if getattr(args, field) is not None:
                 values[field] = getattr(args, field)
+        if "server_url" not in values and remembered_server is not None:
+            values["server_url"] = remembered_server
         if args.watch_only:
             values["watch_only"] = True
         try:
@@ -128,20 +147,29 @@ def _parser() -> argparse.ArgumentParser:
 def load_token(settings: TuiSettings, environ: Mapping[str, str]) -> str | None:
     """The peer token: from relay-connect's credentials file, else `RELAY_TOKEN`.
 
-    The credentials file is keyed by server and by profile (or target pane); its
-    format belongs to `relay.connect.credentials`, used here only if installed.
+    The credentials file keys tokens by server and by profile or target pane
+    (`relay.connect.credentials`); with neither, only `RELAY_TOKEN` can say.
     """
     key = settings.profile or settings.target_pane
-    try:
-        credentials = importlib.import_module("relay.connect.credentials")
-    except ImportError:
-        credentials = None
-    loader = getattr(credentials, "load_token", None)
-    if loader is not None:
-        try:
-            token = loader(settings.server_url, key)
-        except (OSError, KeyError, ValueError):
-            token = None
-        if isinstance(token, str) and token:
+    if key is not None:
+        token = credentials.load_token(settings.server_url, key)
+        if token:
             return token
     return environ.get("RELAY_TOKEN") or None
+
+
+def pending_prompt(settings: TuiSettings) -> str | None:
+    """The one-time prompt relay-connect left for this sidebar (registration), consumed.
+
+    Read once and deleted, so a restarted sidebar does not prompt twice.
+    """
+    key = settings.profile or settings.target_pane
+    if key is None:
+        return None
+    path = credentials.pending_prompt_path(key)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    path.unlink(missing_ok=True)
+    return text.strip() or None

@@ -45,7 +45,7 @@ _PALETTE: Final = (
     "bright_magenta",
 )
 _STATUS_STYLE: Final = {
-    "working": ("●", "yellow"),
+    "working": ("▶", "yellow"),
     "idle": ("●", "green"),
     "dnd": ("⊘", "red"),
     "offline": ("○", "bright_black"),
@@ -98,15 +98,17 @@ class MessageView(Static):
             classes.append("dm")
         if message.from_ == me:
             classes.append("mine")
-        super().__init__(
-            message_renderable(message, me=me, parent=parent, show_group=show_group, tz=tz),
-            classes=" ".join(classes),
+        renderable = message_renderable(message, me=me, parent=parent, show_group=show_group, tz=tz)
+        self.plain = "\n".join(
+            part.plain for part in renderable.renderables if isinstance(part, Text)
         )
+        """What the message shows, as plain text (header, quote, body)."""
+        super().__init__(renderable, classes=" ".join(classes))
 
 
 def message_renderable(
     message: Message, *, me: str, parent: Message | None, show_group: bool, tz: tzinfo | None
-) -> RenderableType:
+) -> Group:
     head = Text(no_wrap=True, overflow="ellipsis")
     head.append(_local(message.created_at, tz).strftime("%H:%M"), "dim")
     head.append(" ")
@@ -231,17 +233,30 @@ class MembersPanel(VerticalScroll):
         super().__init__(id=id)
         self._rows = Static("", id="member-rows")
         self.border_title = "members"
+        self.plain = ""
+        """The rows as plain text, one member a line."""
+        self._shown: tuple[str, tuple[Peer, ...], str] = ("", (), "")
 
     def compose(self) -> Iterable[Widget]:
         yield self._rows
 
     def show(self, group: str, peers: Sequence[Peer], *, me: str) -> None:
+        self._shown = (group, tuple(peers), me)
         online = sum(p.status != "offline" for p in peers)
         self.border_title = f"#{group} · {online}/{len(peers)} online" if group else "members"
+        self._render_rows()
+
+    def on_resize(self) -> None:
+        self._render_rows()
+
+    def _render_rows(self) -> None:
+        _, peers, me = self._shown
         if not peers:
-            self._rows.update(Text("no members yet", "dim"))
+            self.plain = "no members yet"
+            self._rows.update(Text(self.plain, "dim"))
             return
-        width = min(14, max(len(p.name) for p in peers))
+        narrow = 0 < self.content_size.width < 50
+        width = min(10 if narrow else 16, max(len(p.name) for p in peers))
         lines = Text()
         for i, peer in enumerate(peers):
             glyph, colour = _STATUS_STYLE.get(peer.status, ("?", "white"))
@@ -257,10 +272,8 @@ class MembersPanel(VerticalScroll):
             detail = peer.summary or (f"({peer.kind})" if peer.kind != "other" else "")
             if detail:
                 lines.append(" " + _first_line(detail), "dim" if not peer.summary else "")
+        self.plain = lines.plain
         self._rows.update(lines)
-
-    def rows_text(self) -> str:
-        return str(self._rows.render())
 
 
 class ConnectionIndicator(Static):
@@ -270,8 +283,12 @@ class ConnectionIndicator(Static):
     ConnectionIndicator { width: auto; text-wrap: nowrap; }
     """
 
+    plain = ""
+
     def show(self, view: ConnectionView, now: float) -> None:
-        self.update(indicator_text(view, now))
+        text = indicator_text(view, now)
+        self.plain = text.plain
+        self.update(text)
 
 
 def indicator_text(view: ConnectionView, now: float) -> Text:
@@ -297,7 +314,10 @@ class ConnectionBanner(Static):
     ConnectionBanner.-error { display: block; background: $error 30%; }
     """
 
+    plain = ""
+
     def show(self, view: ConnectionView, now: float, server_url: str) -> None:
+        self.plain = ""
         self.set_class(view.phase is Phase.AUTH_FAILED, "-error")
         self.set_class(view.phase is not Phase.AUTH_FAILED and view.failures > 0, "-warn")
         if view.phase is Phase.AUTH_FAILED:
@@ -307,6 +327,7 @@ class ConnectionBanner(Static):
                 "The relay refused this sidebar's token (wrong or revoked). Run relay-connect "
                 "again to get a new one, or set RELAY_TOKEN, then restart relay-tui."
             )
+            self.plain = text.plain
             self.update(text)
         elif view.failures > 0:
             text = Text(f"Cannot reach {server_url}", "bold")
@@ -317,6 +338,7 @@ class ConnectionBanner(Static):
             else:
                 text.append(". Retrying now")
             text.append("; nothing is lost, the stream resumes where it stopped.")
+            self.plain = text.plain
             self.update(text)
 
 
@@ -327,8 +349,12 @@ class Counters(Static):
     Counters { height: auto; max-height: 3; padding: 0 1; background: $panel; }
     """
 
+    plain = ""
+
     def show(self, unread: int, injector: InjectorViewLike | None, *, watch_only: bool) -> None:
-        self.update(counters_text(unread, injector, watch_only=watch_only))
+        text = counters_text(unread, injector, watch_only=watch_only)
+        self.plain = text.plain
+        self.update(text)
 
 
 def counters_text(unread: int, injector: InjectorViewLike | None, *, watch_only: bool) -> Text:
