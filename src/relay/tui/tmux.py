@@ -1,0 +1,189 @@
+"""The injector's thin tmux edge: read an agent's pane, paste into it, press Enter.
+
+`PaneDriver` is what `relay.tui.injector.Injector` needs; `TmuxPane` implements it with
+libtmux on a tmux server chosen by socket name (`tmux -L NAME`; None means the server this
+process runs in, or the default one). Every call is blocking and short (one tmux command);
+the injector runs them in a worker thread.
+
+- `snapshot()` reads the visible screen with its SGR attributes (`capture-pane -p -e`), the
+  pane title and the agent kind in one tmux call (plus a /proc walk the first time);
+- `paste(text)` loads the text into a uniquely named buffer from stdin (never the command
+  line: tmux would split an argument ending in ";") and pastes it bracketed
+  (`paste-buffer -p`, so the agent sees a paste, not keystrokes), deleting the buffer;
+- `send_enter()` sends one Enter key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, Protocol
+
+import libtmux
+
+from relay.client import RelayError
+
+__all__ = ["PaneDriver", "PaneError", "PaneSnapshot", "TmuxPane", "detect_agent_kind"]
+
+_SGR: Final = re.compile(r"\x1b\[[0-9;:?]*[A-Za-z]")
+_HEADER: Final = "relay-pane:"
+
+
+class PaneError(RelayError):
+    """A tmux command on the agent's pane failed (pane gone, tmux server not running)."""
+
+
+@dataclass(frozen=True)
+class PaneSnapshot:
+    """One reading of a pane: plain lines, the same with SGR escapes, title, agent kind."""
+
+    lines: tuple[str, ...]
+    styled: tuple[str, ...] | None
+    title: str
+    kind: str | None
+
+
+class PaneDriver(Protocol):
+    """What the injector does to a pane. Implementations may block briefly."""
+
+    def snapshot(self) -> PaneSnapshot: ...
+    def paste(self, text: str) -> None: ...
+    def send_enter(self) -> None: ...
+
+
+class TmuxPane:
+    """A tmux pane, by id (`%3`), on the server of `socket_name` (None: the current one).
+
+    `kind` (`claude-code` or `codex`) skips the detection from the pane's processes.
+    """
+
+    def __init__(self, pane_id: str, socket_name: str | None = None, kind: str | None = None):
+        self.pane_id = pane_id
+        self.socket_name = socket_name
+        self._server = libtmux.Server(socket_name=socket_name)
+        self._kind = kind
+
+    # ---- reading --------------------------------------------------------------------------
+    def snapshot(self) -> PaneSnapshot:
+        out = self._cmd(
+            "display-message", "-p", "-t", self.pane_id, _HEADER + "#{pane_pid}|#{pane_title}",
+            ";", "capture-pane", "-p", "-e", "-t", self.pane_id,
+        )  # fmt: skip
+        if not out or not out[0].startswith(_HEADER):
+            raise PaneError(f"unexpected answer from tmux for pane {self.pane_id}")
+        pid, _, title = out[0][len(_HEADER) :].partition("|")
+        styled = tuple(out[1:])
+        plain = tuple(_SGR.sub("", line) for line in styled)
+        if self._kind is None and pid.isdigit():
+            self._kind = detect_agent_kind(int(pid))
+        return PaneSnapshot(plain, styled, title, self._kind)
+
+    def capture(self) -> list[str]:
+        """The visible lines, without attributes."""
+        return self._cmd("capture-pane", "-p", "-t", self.pane_id)
+
+    def title(self) -> str:
+        out = self._cmd("display-message", "-p", "-t", self.pane_id, "#{pane_title}")
+        return out[0] if out else ""
+
+    def agent_kind(self) -> str | None:
+        """`claude-code`, `codex`, or None when neither runs in the pane."""
+        if self._kind is None:
+            out = self._cmd("display-message", "-p", "-t", self.pane_id, "#{pane_pid}")
+            if out and out[0].isdigit():
+                self._kind = detect_agent_kind(int(out[0]))
+        return self._kind
+
+    # ---- typing ---------------------------------------------------------------------------
+    def paste(self, text: str) -> None:
+        """Bracketed paste of `text` (no Enter), through a buffer deleted afterwards."""
+        buffer = f"relay-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        self._load_buffer(buffer, text)
+        try:
+            self._cmd("paste-buffer", "-p", "-d", "-b", buffer, "-t", self.pane_id)
+        except PaneError:
+            self._server.cmd("delete-buffer", "-b", buffer)
+            raise
+
+    def send_enter(self) -> None:
+        self._cmd("send-keys", "-t", self.pane_id, "Enter")
+
+    # ---- plumbing -------------------------------------------------------------------------
+    def _cmd(self, *args: str) -> list[str]:
+        try:
+            result = self._server.cmd(*args)
+        except libtmux.exc.LibTmuxException as exc:
+            raise PaneError(f"tmux failed: {exc}") from exc
+        if result.returncode != 0:
+            detail = "; ".join(result.stderr) or f"exit status {result.returncode}"
+            raise PaneError(f"tmux {args[0]} on {self.pane_id}: {detail}")
+        return list(result.stdout)
+
+    def _load_buffer(self, buffer: str, text: str) -> None:
+        tmux = shutil.which("tmux")
+        if tmux is None:
+            raise PaneError("tmux is not installed")
+        argv = [tmux]
+        if self.socket_name is not None:
+            argv += ["-L", self.socket_name]
+        argv += ["load-buffer", "-b", buffer, "-"]
+        done = subprocess.run(argv, input=text.encode(), capture_output=True, check=False)
+        if done.returncode != 0:
+            detail = done.stderr.decode(errors="replace").strip()
+            raise PaneError(f"tmux load-buffer: {detail or done.returncode}")
+
+
+_KIND_BY_NAME: Final = {
+    "claude": "claude-code",
+    "claude.exe": "claude-code",
+    "codex": "codex",
+    "codex.js": "codex",
+}
+
+
+def detect_agent_kind(pid: int, proc: Path = Path("/proc")) -> str | None:
+    """The agent running under process `pid` (the pane's shell), from /proc; None if none.
+
+    Looks at `pid` and its descendants' command lines for the Claude Code or Codex
+    executables (`claude`, `.../claude-code/...`, `codex`, `.../@openai/codex/...`)."""
+    children: dict[int, list[int]] = {}
+    try:
+        entries = list(proc.iterdir())
+    except OSError:
+        return None
+    for entry in entries:
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 1 and fields[1].isdigit():
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    todo, seen = [pid], set()
+    while todo:
+        current = todo.pop(0)
+        if current in seen:
+            continue
+        seen.add(current)
+        try:
+            raw = (proc / str(current) / "cmdline").read_bytes()
+        except OSError:
+            raw = b""
+        for arg in raw.decode(errors="replace").split("\0")[:3]:
+            kind = _KIND_BY_NAME.get(os.path.basename(arg))
+            if kind is None and "/claude-code/" in arg:
+                kind = "claude-code"
+            if kind is None and "/@openai/codex/" in arg:
+                kind = "codex"
+            if kind is not None:
+                return kind
+        todo.extend(children.get(current, []))
+    return None
