@@ -43,6 +43,7 @@ def mcp_table(server_url: str) -> Any:
     table = tomlkit.table()
     table["url"] = f"{server_url}/mcp"
     table["bearer_token_env_var"] = TOKEN_ENV
+    table.add(tomlkit.nl())  # keep a blank line before whatever table follows
     return table
 
 
