@@ -8,8 +8,9 @@ Tests against a real relay-server (events, resume, bad token) are further down.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -26,11 +27,13 @@ async def wait_for(condition: Callable[[], bool], *, within: float = 10.0) -> No
         await asyncio.sleep(0.01)
 
 
-def closed_port() -> int:
+@contextlib.contextmanager
+def refusing_url() -> Iterator[str]:
+    """A URL on 127.0.0.1 that refuses connections: the port is bound but never listens,
+    so no other test's server can take it meanwhile."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 # -- the transition function --------------------------------------------------------
@@ -96,43 +99,49 @@ def test_a_reconnect_reason_survives_the_retry_and_clears_on_success() -> None:
 # -- the worker against a relay that is not there ----------------------------------
 
 
-async def test_worker_keeps_retrying_a_closed_port_and_says_why() -> None:
+async def stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_worker_keeps_retrying_a_refusing_relay_and_says_why() -> None:
     views: list[ConnectionView] = []
-    async with RelayClient(f"http://127.0.0.1:{closed_port()}", "t0ken") as client:
+    with refusing_url() as url:
+        async with RelayClient(url, "t0ken") as client:
 
-        async def identify() -> None:
-            await client.whoami()
+            async def identify() -> None:
+                await client.whoami()
 
-        worker = StreamWorker(
-            client,
-            on_event=lambda event: None,
-            on_view=views.append,
-            on_start=identify,
-            backoff=Backoff(base=0.05, cap=0.1),
-        )
-        task = asyncio.create_task(worker.run())
-        try:
-            await wait_for(lambda: worker.view.failures >= 3)
-        finally:
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
+            worker = StreamWorker(
+                client,
+                on_event=lambda event: None,
+                on_view=views.append,
+                on_start=identify,
+                backoff=Backoff(base=0.05, cap=0.1),
+            )
+            task = asyncio.create_task(worker.run())
+            try:
+                await wait_for(lambda: worker.view.failures >= 3)
+            finally:
+                await stop(task)
     reconnecting = [v for v in views if v.phase is Phase.RECONNECTING]
     assert reconnecting, views
     assert "cannot reach" in reconnecting[0].reason
     assert worker.view.phase is Phase.STOPPED
 
 
-async def test_worker_stream_retries_a_closed_port_without_a_start_step() -> None:
+async def test_worker_stream_retries_a_refusing_relay_without_a_start_step() -> None:
     events: list[StreamEvent] = []
-    async with RelayClient(f"http://127.0.0.1:{closed_port()}", "t0ken") as client:
-        worker = StreamWorker(client, on_event=events.append, backoff=Backoff(base=0.05, cap=0.1))
-        task = asyncio.create_task(worker.run())
-        try:
-            await wait_for(lambda: worker.view.failures >= 2)
-            assert worker.view.phase in (Phase.RECONNECTING, Phase.CONNECTING)
-        finally:
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
+    with refusing_url() as url:
+        async with RelayClient(url, "t0ken") as client:
+            worker = StreamWorker(
+                client, on_event=events.append, backoff=Backoff(base=0.05, cap=0.1)
+            )
+            task = asyncio.create_task(worker.run())
+            try:
+                await wait_for(lambda: worker.view.failures >= 2)
+                assert worker.view.phase in (Phase.RECONNECTING, Phase.CONNECTING)
+            finally:
+                await stop(task)
     assert events == []

@@ -110,6 +110,7 @@ class RelayTui(App[None]):
         self.injector: InjectorLike | None = None
         self.stream: StreamWorker | None = None
         self._announced: set[str] = set()
+        self._synthetic_ids = 0
         self._loaded = False
         self._reply_to: Message | None = None
 
@@ -179,7 +180,9 @@ class RelayTui(App[None]):
         self.show_history(unread)
         for message in unread:
             self.conversation.mark_unread(message.id)
-            self._announce(message, event_id=-1)
+            # no stream event carried these: give each its own id below any real one
+            self._synthetic_ids -= 1
+            self._announce(message, event_id=self._synthetic_ids)
         self._refresh_counters()
 
     def show_connection(self, view: ConnectionView) -> None:

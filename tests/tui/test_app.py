@@ -1,0 +1,303 @@
+"""The sidebar against a real relay-server: what a human sees and what the injector hears.
+
+Each test runs the Textual app headless (`run_test`, driven by a Pilot) with a
+real `RelayClient` on a real relay-server process from `tests/conftest.py`,
+and waits on conditions with a deadline (never a fixed sleep). The injector is
+replaced by a recorder here: these tests check what the app tells it; the
+injector's own tests drive real tmux panes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from textual.pilot import Pilot
+from textual.widgets import Input
+
+from relay.client import Backoff, RelayClient
+from relay.tui.__main__ import injector_factory
+from relay.tui.app import InjectorLike, RelayTui
+from relay.tui.settings import TuiSettings
+from relay.tui.widgets import (
+    ChatLog,
+    ConnectionBanner,
+    ConnectionIndicator,
+    Counters,
+    MembersPanel,
+    MessageView,
+)
+from tests.conftest import RunningServer, make_peer
+from tests.server.mcp_helpers import agent
+from tests.tui.test_stream import refusing_url
+
+FAST = Backoff(base=0.05, cap=0.3)
+
+
+async def until(
+    pilot: Pilot[None], condition: Callable[[], bool], what: str, *, within: float = 15.0
+) -> None:
+    """Let the app run until `condition()` holds; fail after `within` seconds."""
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.02)
+
+
+async def eventually(
+    pilot: Pilot[None], probe: Callable[[], Awaitable[bool]], what: str, *, within: float = 15.0
+) -> None:
+    """Like `until`, for a condition that has to ask the relay."""
+    deadline = time.monotonic() + within
+    while not await probe():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.05)
+
+
+@dataclass(frozen=True)
+class RecordedView:
+    state: str = "idle"
+    pending: int = 0
+    senders: tuple[str, ...] = ()
+    reason: str = ""
+    delivered: int = 0
+
+
+class RecordingInjector:
+    """Records what the app tells the injector; counts arrivals as pending like the real one."""
+
+    def __init__(self, on_change: Callable[[Any], None]) -> None:
+        self.calls: list[tuple[str, object]] = []
+        self._view = RecordedView()
+        self._on_change = on_change
+
+    def _set(self, view: RecordedView) -> None:
+        self._view = view
+        self._on_change(view)
+
+    def arrival(self, sender: str, event_id: int) -> None:
+        self.calls.append(("arrival", sender))
+        senders = self._view.senders + (() if sender in self._view.senders else (sender,))
+        self._set(replace(self._view, pending=self._view.pending + 1, senders=senders))
+
+    def agent_status(self, status: str) -> None:
+        self.calls.append(("agent_status", status))
+        self._set(replace(self._view, reason="" if status == "idle" else f"agent is {status}"))
+
+    def cleared(self) -> None:
+        self.calls.append(("cleared", None))
+        self._set(replace(self._view, pending=0, senders=()))
+
+    @property
+    def view(self) -> RecordedView:
+        return self._view
+
+    async def run(self) -> None:
+        return None
+
+    def arrivals(self) -> list[object]:
+        return [arg for call, arg in self.calls if call == "arrival"]
+
+
+async def follow(client: RelayClient) -> None:
+    """Keep `client`'s event stream open (the relay counts the peer as online)."""
+    async for _ in client.events():
+        pass
+
+
+def online(members: MembersPanel) -> str:
+    return " ".join(row for row in members.plain.splitlines() if "offline" not in row)
+
+
+def sidebar(client: RelayClient, **kwargs: Any) -> RelayTui:
+    return RelayTui(TuiSettings(server_url=client.server_url), client, backoff=FAST, **kwargs)
+
+
+def texts(app: RelayTui) -> list[str]:
+    return app.query_one(ChatLog).shown_texts()
+
+
+def view_of(app: RelayTui, text: str) -> MessageView:
+    return next(v for v in app.query(MessageView) if v.message.text == text)
+
+
+async def test_history_members_and_live_events_show(relay_server: RunningServer) -> None:
+    alice = await make_peer(relay_server, "team", "alice", kind="claude-code")
+    bob = await make_peer(relay_server, "team", "bob", kind="codex")
+    async with RelayClient(relay_server.url, bob) as b, RelayClient(relay_server.url, alice) as a:
+        await b.send("team", "said before the sidebar started")
+        app = sidebar(a)
+        async with app.run_test(size=(80, 40)) as pilot:
+            await until(pilot, lambda: "said before the sidebar started" in texts(app), "history")
+            members = app.query_one(MembersPanel)
+            await until(pilot, lambda: "bob" in members.plain, "bob in the members panel")
+            assert "#team" in str(members.border_title)
+
+            first = await b.send("team", "live from bob")
+            await b.send("team", "just between us", to=["alice"])
+            await b.send("team", "answering myself", reply_to=first.id)
+            await until(pilot, lambda: "answering myself" in texts(app), "live messages")
+            # the relay shows a peer offline until it has a stream open, as bob's sidebar would
+            bob_online = asyncio.create_task(follow(b))
+            await until(pilot, lambda: "bob" in online(members), "bob online")
+            await b.set_status("working")
+            await until(
+                pilot,
+                lambda: any(
+                    "bob" in row and "working" in row for row in members.plain.splitlines()
+                ),
+                "bob working in the members panel",
+            )
+
+            assert texts(app)[-3:] == ["live from bob", "just between us", "answering myself"]
+            dm = view_of(app, "just between us")
+            assert dm.has_class("dm")
+            assert "bob → you DM" in dm.plain
+            assert not view_of(app, "live from bob").has_class("dm")
+            assert "↳ bob: live from bob" in view_of(app, "answering myself").plain
+            assert app.query_one(ConnectionIndicator).plain == "● connected"
+            assert app.query_one(Counters).plain.startswith("unread 4")
+            bob_online.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await bob_online
+
+
+async def test_the_input_box_posts_to_the_group_and_dms(relay_server: RunningServer) -> None:
+    alice = await make_peer(relay_server, "team", "alice")
+    bob = await make_peer(relay_server, "team", "bob")
+    async with RelayClient(relay_server.url, alice) as a, RelayClient(relay_server.url, bob) as b:
+        app = sidebar(a)
+        async with app.run_test(size=(40, 30)) as pilot:
+            await until(pilot, lambda: app.connection.connects == 1, "the stream to connect")
+            draft = app.query_one("#draft", Input)
+            draft.value = "hello from the sidebar"
+            await pilot.press("enter")
+
+            async def in_history() -> bool:
+                history = await b.history("team")
+                return any(
+                    m.from_ == "alice" and m.text == "hello from the sidebar" and m.to is None
+                    for m in history
+                )
+
+            await eventually(pilot, in_history, "the post in the relay's history")
+            await until(pilot, lambda: "hello from the sidebar" in texts(app), "own post shown")
+            assert draft.value == ""
+
+            draft.value = "@bob only you"
+            await pilot.press("enter")
+
+            async def dm_for_bob() -> bool:
+                return any(m.text == "only you" and m.to == ["bob"] for m in await b.unread())
+
+            await eventually(pilot, dm_for_bob, "the DM in bob's unread")
+            await until(pilot, lambda: "only you" in texts(app), "own DM shown")
+            assert view_of(app, "only you").has_class("dm")
+
+            await b.send("team", "please reply")
+            await until(pilot, lambda: "please reply" in texts(app), "bob's question")
+            await pilot.press("ctrl+r")
+            draft.value = "replying"
+            await pilot.press("enter")
+            await until(pilot, lambda: "replying" in texts(app), "the reply shown")
+            assert "↳ bob: please reply" in view_of(app, "replying").plain
+            question = next(m for m in await b.history("team") if m.text == "please reply")
+            reply = next(m for m in await b.history("team") if m.text == "replying")
+            assert reply.reply_to == question.id
+
+
+async def test_reconnecting_shows_and_the_stream_resumes(relay_server: RunningServer) -> None:
+    alice = await make_peer(relay_server, "team", "alice")
+    bob = await make_peer(relay_server, "team", "bob")
+    async with RelayClient(relay_server.url, alice) as a, RelayClient(relay_server.url, bob) as b:
+        app = sidebar(a)
+        async with app.run_test(size=(40, 30)) as pilot:
+            indicator = app.query_one(ConnectionIndicator)
+            banner = app.query_one(ConnectionBanner)
+            await until(pilot, lambda: indicator.plain == "● connected", "connected")
+            relay_server.stop()
+            await until(pilot, lambda: "reconnecting" in indicator.plain, "reconnecting shown")
+            assert f"Cannot reach {relay_server.url}" in banner.plain
+            restarted = relay_server.restart()
+            try:
+                await until(pilot, lambda: indicator.plain == "● connected", "connected again")
+                assert banner.plain == ""
+                await b.send("team", "after the restart")
+                await until(pilot, lambda: "after the restart" in texts(app), "resumed stream")
+            finally:
+                restarted.stop()
+
+
+async def test_a_relay_that_is_not_there_shows_reconnecting() -> None:
+    with refusing_url() as url:
+        async with RelayClient(url, "any-token") as client:
+            app = sidebar(client)
+            async with app.run_test(size=(40, 30)) as pilot:
+                indicator = app.query_one(ConnectionIndicator)
+                await until(pilot, lambda: "reconnecting" in indicator.plain, "reconnecting")
+                assert f"Cannot reach {url}" in app.query_one(ConnectionBanner).plain
+
+
+async def test_a_bad_token_shows_authentication_failed_and_what_to_do(
+    relay_server: RunningServer,
+) -> None:
+    async with RelayClient(relay_server.url, "not-a-real-token") as client:
+        app = sidebar(client)
+        async with app.run_test(size=(40, 30)) as pilot:
+            indicator = app.query_one(ConnectionIndicator)
+            await until(pilot, lambda: indicator.plain == "✖ auth failed", "auth failed")
+            banner = app.query_one(ConnectionBanner).plain
+            assert banner.startswith("Authentication failed")
+            assert "relay-connect" in banner
+            assert "RELAY_TOKEN" in banner
+            assert app.stream is not None
+            assert app.stream.view.final  # it stopped retrying
+
+
+async def test_the_injector_hears_arrivals_status_and_reads(relay_server: RunningServer) -> None:
+    alice = await make_peer(relay_server, "team", "alice", kind="claude-code")
+    bob = await make_peer(relay_server, "team", "bob")
+    recorders: list[RecordingInjector] = []
+
+    def make(on_change: Callable[[Any], None]) -> InjectorLike:
+        recorders.append(RecordingInjector(on_change))
+        return recorders[-1]
+
+    async with RelayClient(relay_server.url, alice) as a, RelayClient(relay_server.url, bob) as b:
+        # unread before the sidebar (re)starts must still lead to a prompt
+        await b.send("team", "sent while the sidebar was down")
+        app = sidebar(a, injector=make)
+        async with app.run_test(size=(40, 30)) as pilot:
+            injector = recorders[0]
+            counters = app.query_one(Counters)
+            await until(pilot, lambda: injector.arrivals() == ["bob"], "arrival for the unread")
+            await until(pilot, lambda: "pending 1 from bob" in counters.plain, "pending shown")
+
+            app.query_one("#draft", Input).value = "my own post"
+            await pilot.press("enter")
+            await until(pilot, lambda: "my own post" in texts(app), "own post shown")
+            await b.send("team", "new from bob", to=["alice"])
+            await until(pilot, lambda: "new from bob" in texts(app), "bob's DM")
+            assert injector.arrivals() == ["bob", "bob"]  # nothing for alice's own post
+
+            await a.set_status("working")
+            await until(pilot, lambda: ("agent_status", "working") in injector.calls, "status")
+            await until(pilot, lambda: "agent is working" in counters.plain, "reason shown")
+
+            async with agent(relay_server.url, alice) as mcp:
+                read = await mcp.call("read_new_messages")
+            assert "new from bob" in read["_text"]
+            await until(pilot, lambda: ("cleared", None) in injector.calls, "cleared")
+            await until(pilot, lambda: counters.plain.startswith("unread 0"), "unread 0 shown")
+            assert "pending 0" in counters.plain
+
+
+def test_no_injector_without_a_pane_or_when_watching_only() -> None:
+    assert injector_factory(TuiSettings()) is None
+    assert injector_factory(TuiSettings(target_pane="%3", watch_only=True)) is None
