@@ -5,33 +5,30 @@ flags (`--shutdown-timeout`, `--trusted-proxies`), a fixed port to restart on, a
 SIGTERM they send themselves, and a reverse proxy in front. Everything listens on
 127.0.0.1 only, and every process started here is ended here, by its pid.
 
-    relay = relays.start("--shutdown-timeout", "5")
+    relay = relays.start("--shutdown-timeout", "5")     # tests.conftest.start_server
+    group, tokens = await join_peers(relay, ["alice", "bob"])
     proxy = proxies.caddy(relay.port)          # the shipped Caddyfile, plain HTTP
-    async with RelayClient(proxy.url, token) as client: ...
-
-Types for annotations are imported by tests under `TYPE_CHECKING` only (test modules
-are not importable as a package at run time).
+    async with proxy.client(tokens["bob"]) as bob: ...
 """
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 import signal
 import socket
 import ssl
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
 from relay.client import RelayClient
+from tests.conftest import RunningServer, start_server
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -78,141 +75,50 @@ def answers(url: str, *, verify: ssl.SSLContext | bool = True) -> bool:
         return False
 
 
-def _clean_env(extra: Mapping[str, str] | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
-    env.update(extra or {})
-    return env
-
-
-@dataclass
-class RelayProcess:
-    """A running relay-server started by a test."""
-
-    proc: subprocess.Popen[bytes]
-    port: int
-    data_dir: Path
-    log_path: Path
-    operator_token: str = field(repr=False)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def terminate(self) -> None:
-        """SIGTERM: the graceful drain under test."""
-        self.proc.send_signal(signal.SIGTERM)
-
-    def wait_exit(self, timeout: float) -> int:
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"relay-server did not exit within {timeout} s:\n{self.log()[-3000:]}")
-
-    def client(self, token: str | None = None) -> RelayClient:
-        return RelayClient(self.url, token or self.operator_token)
-
-    async def join_peers(self, names: Sequence[str]) -> tuple[str, dict[str, str]]:
-        """Create a fresh group and join each name with its join secret.
-
-        Returns (group, name -> peer token).
-        """
-        group = f"deploy-{secrets.token_hex(3)}"
-        async with self.client() as operator:
-            created = await operator.create_group(group)
-            tokens: dict[str, str] = {}
-            for name in names:
-                joined = await operator.join(group, name, secret=created.join_secret)
-                tokens[name] = joined.token
-        return group, tokens
-
-
-class RelayLauncher:
-    """Starts relay-server processes (real ones, `python -m relay.server`) and ends them."""
+class Relays:
+    """Starts relay-servers with `tests.conftest.start_server` and ends them at teardown."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._procs: list[subprocess.Popen[bytes]] = []
+        self._started: list[RunningServer] = []
 
     def start(
-        self,
-        *args: str,
-        env: Mapping[str, str] | None = None,
-        data_dir: Path | None = None,
-        port: int = 0,
-        command: Sequence[str] | None = None,
-        user: str | None = None,
-    ) -> RelayProcess:
-        """Start relay-server on 127.0.0.1 and wait until /healthz answers.
-
-        `port=0` picks a free port (found through `--port-file`); pass the port of
-        an earlier run to restart on it. `command` replaces the interpreter call (an
-        installed `relay-server` script); `user` runs it under that account (setpriv).
-        """
-        index = len(self._procs)
-        data_dir = data_dir or self.root / f"data-{index}"
-        data_dir.mkdir(parents=True, exist_ok=True)
-        port_file = self.root / f"port-{index}"
-        port_file.unlink(missing_ok=True)
-        log_path = self.root / f"relay-{index}.log"
-        argv = [*(command or [sys.executable, "-m", "relay.server"])]
-        argv += ["--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)]
-        argv += ["--port-file", str(port_file), *args]
-        if user is not None:
-            argv = [tool("setpriv"), f"--reuid={user}", f"--regid={user}", "--clear-groups", *argv]
-            os.chown(data_dir, *_ids(user))
-            os.chown(self.root, *_ids(user))
-        with log_path.open("wb") as log:
-            proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=_clean_env(env),
-                cwd=self.root,
-            )
-        self._procs.append(proc)
-
-        def port_written() -> bool:
-            if proc.poll() is not None:
-                pytest.fail(f"relay-server exited ({proc.returncode}):\n{log_path.read_text()}")
-            return port_file.exists() and port_file.read_text().strip().isdigit()
-
-        wait_until(port_written, timeout=STARTUP_S, what="relay-server to listen")
-        bound = int(port_file.read_text())
-        wait_until(
-            lambda: answers(f"http://127.0.0.1:{bound}/healthz"),
-            timeout=STARTUP_S,
-            what="/healthz",
-        )
-        token_file = data_dir / "operator-token"
-        token = (env or {}).get("RELAY_OPERATOR_TOKEN") or token_file.read_text().strip()
-        return RelayProcess(proc, bound, data_dir, log_path, token)
+        self, *args: str, port: int = 0, data_dir: Path | None = None, **env: str
+    ) -> RunningServer:
+        """A relay on 127.0.0.1 with `args`; pass an earlier run's port to restart on it."""
+        data_dir = data_dir or self.root / f"relay-{len(self._started)}"
+        server = start_server(data_dir, *args, port=port, env=env)
+        self._started.append(server)
+        return server
 
     def stop_all(self) -> None:
-        for proc in self._procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
-
-
-def _ids(user: str) -> tuple[int, int]:
-    import pwd
-
-    entry = pwd.getpwnam(user)
-    return entry.pw_uid, entry.pw_gid
+        for server in self._started:
+            if server.process.poll() is None:
+                server.kill()
 
 
 @pytest.fixture
-def relays(tmp_path: Path) -> Iterator[RelayLauncher]:
-    launcher = RelayLauncher(tmp_path / "relays")
-    launcher.root.mkdir()
+def relays(tmp_path: Path) -> Iterator[Relays]:
+    launcher = Relays(tmp_path)
     try:
         yield launcher
     finally:
         launcher.stop_all()
+
+
+async def join_peers(server: RunningServer, names: Sequence[str]) -> tuple[str, dict[str, str]]:
+    """Create a fresh group and join each name with its join secret.
+
+    Returns (group, name -> peer token).
+    """
+    group = f"deploy-{secrets.token_hex(3)}"
+    async with RelayClient(server.url, server.operator_token) as operator:
+        created = await operator.create_group(group)
+        tokens: dict[str, str] = {}
+        for name in names:
+            joined = await operator.join(group, name, secret=created.join_secret)
+            tokens[name] = joined.token
+    return group, tokens
 
 
 # -- reverse proxies ----------------------------------------------------------------------
@@ -281,11 +187,6 @@ def nginx_main_config(root: Path, relay_conf: str) -> Path:
         "}\n"
     )
     return main
-
-
-@pytest.fixture
-def nginx_sandbox() -> Callable[[Path, str], Path]:
-    return nginx_main_config
 
 
 @dataclass

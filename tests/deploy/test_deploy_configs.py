@@ -17,15 +17,14 @@ does nothing), so these tests fail on any warning, not only on errors:
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml  # type: ignore[import-untyped]  # PyYAML, installed with fastmcp
 
 from relay.server.config import build_parser
+from tests.deploy.conftest import nginx_main_config, tool
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -34,13 +33,6 @@ ENV_EXAMPLE = DEPLOY / "systemd" / "relay.env.example"
 CADDYFILE = DEPLOY / "caddy" / "Caddyfile"
 NGINX_CONF = DEPLOY / "nginx" / "relay.conf"
 COMPOSE = DEPLOY / "docker" / "compose.yaml"
-
-
-def _tool(name: str) -> str:
-    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin:/sbin:/bin")
-    if path is None:
-        pytest.fail(f"{name} is not installed: run scripts/install.d/deploy.sh")
-    return path
 
 
 def _unit_settings(text: str) -> dict[str, list[str]]:
@@ -84,7 +76,7 @@ def _sandboxed_unit(tmp_path: Path) -> Path:
 
 def test_unit_passes_systemd_analyze_verify_without_a_warning(tmp_path: Path) -> None:
     result = subprocess.run(
-        [_tool("systemd-analyze"), "verify", "--man=no", str(_sandboxed_unit(tmp_path))],
+        [tool("systemd-analyze"), "verify", "--man=no", str(_sandboxed_unit(tmp_path))],
         capture_output=True,
         text=True,
         timeout=30,
@@ -100,7 +92,7 @@ def test_verify_would_catch_a_misspelled_hardening_line(tmp_path: Path) -> None:
     unit = _sandboxed_unit(tmp_path)
     unit.write_text(unit.read_text().replace("NoNewPrivileges=yes", "NoNewPrivilege=yes"))
     result = subprocess.run(
-        [_tool("systemd-analyze"), "verify", "--man=no", str(unit)],
+        [tool("systemd-analyze"), "verify", "--man=no", str(unit)],
         capture_output=True,
         text=True,
         timeout=30,
@@ -112,7 +104,7 @@ def test_verify_would_catch_a_misspelled_hardening_line(tmp_path: Path) -> None:
 def test_unit_hardening_scores_ok_in_systemd_analyze_security(tmp_path: Path) -> None:
     result = subprocess.run(
         [
-            _tool("systemd-analyze"),
+            tool("systemd-analyze"),
             "security",
             "--offline=yes",
             "--threshold=20",  # exposure 0.0-10.0, scaled by 10 here: "OK" or better
@@ -177,7 +169,7 @@ def test_env_example_sets_only_variables_relay_server_reads() -> None:
 
 def test_caddyfile_passes_caddy_validate(tmp_path: Path) -> None:
     result = subprocess.run(
-        [_tool("caddy"), "validate", "--config", str(CADDYFILE), "--adapter", "caddyfile"],
+        [tool("caddy"), "validate", "--config", str(CADDYFILE), "--adapter", "caddyfile"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -193,7 +185,7 @@ def test_caddyfile_passes_caddy_validate(tmp_path: Path) -> None:
 
 def test_caddyfile_is_caddy_fmt_clean() -> None:
     result = subprocess.run(
-        [_tool("caddy"), "fmt", str(CADDYFILE)],
+        [tool("caddy"), "fmt", str(CADDYFILE)],
         capture_output=True,
         text=True,
         timeout=30,
@@ -212,66 +204,10 @@ def test_caddyfile_streams_unbuffered_with_no_read_timeout() -> None:
 # -- nginx --------------------------------------------------------------------------------
 
 
-def nginx_sandbox(root: Path, relay_conf: str) -> Path:
-    """A prefix dir with a minimal main config that includes `relay_conf`.
-
-    certbot's certificate paths are pointed at a throwaway self-signed pair so that
-    `nginx -t` (which opens them) can run; nothing else in relay.conf is changed.
-    """
-    (root / "logs").mkdir(parents=True, exist_ok=True)
-    (root / "tmp").mkdir(exist_ok=True)
-    cert, key = root / "cert.pem", root / "key.pem"
-    if not cert.exists():
-        subprocess.run(
-            [
-                _tool("openssl"),
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "1",
-                "-subj",
-                "/CN=relay.example.com",
-                "-keyout",
-                str(key),
-                "-out",
-                str(cert),
-            ],
-            capture_output=True,
-            timeout=60,
-            check=True,
-        )
-    live = "/etc/letsencrypt/live/relay.example.com"
-    assert f"{live}/fullchain.pem" in relay_conf
-    relay_conf = relay_conf.replace(f"{live}/fullchain.pem", str(cert))
-    relay_conf = relay_conf.replace(f"{live}/privkey.pem", str(key))
-    (root / "relay.conf").write_text(relay_conf)
-    main = root / "nginx.conf"
-    main.write_text(
-        f"pid {root}/logs/nginx.pid;\n"
-        f"error_log {root}/logs/error.log;\n"
-        "worker_processes 1;\n"
-        "worker_shutdown_timeout 5s;\n"
-        "events { worker_connections 1024; }\n"
-        "http {\n"
-        f"    access_log {root}/logs/access.log;\n"
-        f"    client_body_temp_path {root}/tmp/body;\n"
-        f"    proxy_temp_path {root}/tmp/proxy;\n"
-        f"    fastcgi_temp_path {root}/tmp/fastcgi;\n"
-        f"    uwsgi_temp_path {root}/tmp/uwsgi;\n"
-        f"    scgi_temp_path {root}/tmp/scgi;\n"
-        f"    include {root}/relay.conf;\n"
-        "}\n"
-    )
-    return main
-
-
 def test_nginx_conf_passes_nginx_t(tmp_path: Path) -> None:
-    main = nginx_sandbox(tmp_path, NGINX_CONF.read_text())
+    main = nginx_main_config(tmp_path, NGINX_CONF.read_text())
     result = subprocess.run(
-        [_tool("nginx"), "-t", "-q", "-p", str(tmp_path), "-c", str(main)],
+        [tool("nginx"), "-t", "-q", "-p", str(tmp_path), "-c", str(main)],
         capture_output=True,
         text=True,
         timeout=30,
@@ -284,9 +220,9 @@ def test_nginx_conf_passes_nginx_t(tmp_path: Path) -> None:
 def test_nginx_t_would_catch_a_broken_directive(tmp_path: Path) -> None:
     """Guards the test above: the sandbox really makes nginx parse relay.conf."""
     broken = NGINX_CONF.read_text().replace("proxy_buffering off;", "proxy_buffering of;")
-    main = nginx_sandbox(tmp_path, broken)
+    main = nginx_main_config(tmp_path, broken)
     result = subprocess.run(
-        [_tool("nginx"), "-t", "-q", "-p", str(tmp_path), "-c", str(main)],
+        [tool("nginx"), "-t", "-q", "-p", str(tmp_path), "-c", str(main)],
         capture_output=True,
         text=True,
         timeout=30,

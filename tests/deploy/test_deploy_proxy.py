@@ -15,16 +15,14 @@ import json
 import statistics
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 from httpx_sse import aconnect_sse
 
 from relay.client import Backoff, RelayClient, StreamState
-
-if TYPE_CHECKING:
-    from tests.deploy.conftest import Proxy, ProxyLauncher, RelayLauncher, RelayProcess
+from tests.conftest import RunningServer
+from tests.deploy.conftest import Proxy, ProxyLauncher, Relays, join_peers
 
 SAMPLES = 20
 ADDED_LATENCY_MEDIAN_S = 0.010
@@ -33,7 +31,7 @@ ADDED_LATENCY_MAX_S = 0.250
 """...and at worst (a loaded 2-core CI box); a buffering proxy holds frames for seconds."""
 
 
-def start_proxy(proxies: ProxyLauncher, kind: str, relay: RelayProcess) -> Proxy:
+def start_proxy(proxies: ProxyLauncher, kind: str, relay: RunningServer) -> Proxy:
     return proxies.caddy(relay.port) if kind == "caddy" else proxies.nginx(relay.port)
 
 
@@ -62,11 +60,11 @@ async def _next_text(queue: asyncio.Queue[tuple[str, float]], text: str) -> floa
 
 @pytest.mark.parametrize("kind", ["caddy", "nginx"])
 async def test_events_pass_through_the_proxy_unbuffered(
-    kind: str, relays: RelayLauncher, proxies: ProxyLauncher
+    kind: str, relays: Relays, proxies: ProxyLauncher
 ) -> None:
     relay = relays.start("--trusted-proxies", "127.0.0.1")
     proxy = start_proxy(proxies, kind, relay)
-    group, tokens = await relay.join_peers(["alice", "bob"])
+    group, tokens = await join_peers(relay, ["alice", "bob"])
 
     # bob listens twice, directly and through the proxy; alice posts directly.
     direct_q: asyncio.Queue[tuple[str, float]] = asyncio.Queue()
@@ -116,11 +114,11 @@ async def test_events_pass_through_the_proxy_unbuffered(
 
 @pytest.mark.parametrize("kind", ["caddy", "nginx"])
 async def test_client_resumes_without_loss_after_the_proxy_reloads(
-    kind: str, relays: RelayLauncher, proxies: ProxyLauncher
+    kind: str, relays: Relays, proxies: ProxyLauncher
 ) -> None:
     relay = relays.start("--trusted-proxies", "127.0.0.1")
     proxy = start_proxy(proxies, kind, relay)
-    group, tokens = await relay.join_peers(["alice", "bob"])
+    group, tokens = await join_peers(relay, ["alice", "bob"])
 
     texts: list[str] = []
     ids: list[int] = []
