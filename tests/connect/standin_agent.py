@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import sys
 import termios
 import tty
@@ -46,6 +47,8 @@ def main() -> None:
     turns: list[str] = []
     box = ""
     pending = b""
+    # tmux resizes the pane when relay-connect splits the window: redraw, as agents do.
+    signal.signal(signal.SIGWINCH, lambda *_: draw(turns, box, codex))
     try:
         draw(turns, box, codex)
         while True:

@@ -1,0 +1,176 @@
+"""relay-connect end to end: a real relay-server, a real tmux server, stand-in agents, relay-tui."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import stat
+from pathlib import Path
+
+from relay.client import RelayClient
+from relay.connect.credentials import CredentialStore, load_token, pending_prompt_path
+from tests.conftest import RunningServer, make_peer
+from tests.connect.conftest import Home, Lab, connect_env, git_repo, run_cli
+from tests.harness.waiting import wait_for
+
+
+def _connect(home: Home, lab: Lab, *args: str, **env: str) -> tuple[int, str, str]:
+    result = run_cli(["relay-connect", "-L", lab.socket, *args], connect_env(home, **env))
+    return result.returncode, result.stdout, result.stderr
+
+
+def test_scripted_connect_splits_starts_sidebar_and_the_agent_registers(
+    home: Home, lab: Lab, relay_server: RunningServer
+) -> None:
+    repo = git_repo(lab.root / "api", "feature-x")
+    pane = lab.start_standin("claude-code", repo)
+
+    code, out, err = _connect(
+        home, lab, "--server", relay_server.url, "--group", "backend", "--pane", pane,
+        "--create", "--yes", RELAY_OPERATOR_TOKEN=relay_server.operator_token,
+    )  # fmt: skip
+
+    assert code == 0, err
+    assert f"{pane}: connected as 'api' in group 'backend'" in out
+    assert "join secret (shown this once" in out
+    assert relay_server.operator_token not in out + err
+
+    # credentials: 0600 in a 0700 directory, keyed by the pane
+    assert stat.S_IMODE(home.relay_dir.stat().st_mode) == 0o700
+    creds = home.relay_dir / "credentials.json"
+    assert stat.S_IMODE(creds.stat().st_mode) == 0o600
+    token = load_token(relay_server.url, pane)
+    assert token is not None
+    assert CredentialStore().last_server() == relay_server.url
+
+    # agent config: the MCP entry and the hooks
+    claude_json = json.loads((home.home / ".claude.json").read_text())
+    entry = claude_json["mcpServers"]["relay"]
+    assert entry["url"] == f"{relay_server.url}/mcp"
+    assert "headers --server" in entry["headersHelper"]
+    assert token not in (home.home / ".claude.json").read_text()
+    settings = json.loads((home.home / ".claude" / "settings.json").read_text())
+    assert "hook-status working" in json.dumps(settings["hooks"]["UserPromptSubmit"])
+
+    # the window is split and relay-tui targets the agent pane
+    panes = lab.window_panes(pane)
+    assert len(panes) == 2
+    sidebar = next(p for p in panes if p != pane)
+    wait_for(lambda: "--target-pane" in lab.pane_command(sidebar), 10, "relay-tui to start")
+    assert f"--target-pane {pane}" in lab.pane_command(sidebar)
+    assert f"--server-url {relay_server.url}" in lab.pane_command(sidebar)
+
+    # the sidebar delivers the one-time registration prompt to the agent, then deletes it
+    def registered() -> list[str]:
+        return [t for t in lab.turns(pane) if "Call the relay MCP tool `register`" in t]
+
+    wait_for(registered, 30, "the registration prompt", describe=lambda: lab.capture(sidebar))
+    assert "as peer 'api' in group 'backend'" in registered()[0]
+    wait_for(lambda: not pending_prompt_path(pane).exists(), 10, "the pending prompt to go")
+
+    # the server knows the peer, with the pane's directory and branch
+    async def whoami() -> tuple[str, str, str]:
+        async with RelayClient(relay_server.url, token) as client:
+            me = await client.whoami()
+        return me.name, me.cwd, me.git_branch
+
+    assert asyncio.run(whoami()) == ("api", str(repo), "feature-x")
+
+    # discovery now shows it connected, and a rerun keeps the identity and does not split again
+    listed = run_cli(["relay-connect", "-L", lab.socket, "--list"], connect_env(home))
+    assert "[connected]" in listed.stdout
+    code, out, err = _connect(
+        home, lab, "--server", relay_server.url, "--group", "backend", "--pane", pane, "--yes",
+        RELAY_OPERATOR_TOKEN=relay_server.operator_token,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "connected as 'api'" in out
+    assert len(lab.window_panes(pane)) == 2
+
+
+def test_two_panes_get_two_identities_and_a_taken_default_name_moves_on(
+    home: Home, lab: Lab, relay_server: RunningServer
+) -> None:
+    asyncio.run(make_peer(relay_server, "team", "svc"))  # "svc" is taken already
+    pane_a = lab.start_standin("claude-code", git_repo(lab.root / "a" / "svc", "main"))
+    pane_b = lab.start_standin("codex", git_repo(lab.root / "b" / "svc", "dev"))
+
+    code, out, err = _connect(
+        home, lab, "--server", relay_server.url, "--group", "team",
+        "--pane", pane_a, "--pane", pane_b, "--yes", "--no-sidebar",
+        RELAY_OPERATOR_TOKEN=relay_server.operator_token,
+    )  # fmt: skip
+
+    assert code == 0, err
+    assert "connected as 'svc-2'" in out
+    assert "connected as 'svc-3'" in out
+    token_a, token_b = load_token(relay_server.url, pane_a), load_token(relay_server.url, pane_b)
+    assert token_a and token_b and token_a != token_b
+    codex_toml = (home.home / ".codex" / "config.toml").read_text()
+    assert f'url = "{relay_server.url}/mcp"' in codex_toml
+    assert "relay run -- codex resume --last" in out  # how the running Codex picks it up
+    assert len(lab.window_panes(pane_a)) == 1  # --no-sidebar
+
+
+def test_a_name_the_user_chose_must_be_free(
+    home: Home, lab: Lab, relay_server: RunningServer
+) -> None:
+    asyncio.run(make_peer(relay_server, "team", "alice"))
+    pane = lab.start_standin("claude-code", git_repo(lab.root / "x", "main"))
+    code, _, err = _connect(
+        home, lab, "--server", relay_server.url, "--group", "team", "--pane", pane,
+        "--name", "alice", "--yes", "--no-sidebar",
+        RELAY_OPERATOR_TOKEN=relay_server.operator_token,
+    )  # fmt: skip
+    assert code == 1
+    assert "the name 'alice' is taken in group team" in err
+    assert "--name" in err
+
+
+def test_wrong_join_secret_is_refused_clearly(
+    home: Home, lab: Lab, relay_server: RunningServer, tmp_path: Path
+) -> None:
+    asyncio.run(make_peer(relay_server, "team", "someone"))
+    pane = lab.start_standin("claude-code", git_repo(lab.root / "x", "main"))
+    secret = tmp_path / "secret"
+    secret.write_text("relay_js_not_the_secret")
+    code, _, err = _connect(
+        home, lab, "--server", relay_server.url, "--group", "team", "--pane", pane,
+        "--secret-file", str(secret), "--yes",
+    )  # fmt: skip
+    assert code == 1
+    assert "relay-connect:" in err
+    assert "Traceback" not in err
+    assert "relay_js_not_the_secret" not in err
+    assert load_token(relay_server.url, pane) is None
+
+
+def test_new_starts_an_agent_in_a_fresh_window_and_uninstall_cleans_up(
+    home: Home, lab: Lab, relay_server: RunningServer
+) -> None:
+    repo = git_repo(lab.root / "fresh", "main")
+    log = lab.root / "fresh-turns.jsonl"
+    log.touch()
+    code, out, err = _connect(
+        home, lab, "--server", relay_server.url, "--group", "team", "--new", "--agent", "claude",
+        "--cwd", str(repo), "--agent-command", lab.standin_command("claude-code", log),
+        "--create", "--yes", RELAY_OPERATOR_TOKEN=relay_server.operator_token,
+    )  # fmt: skip
+    assert code == 0, err
+    pane = out.split(":", 1)[0].strip()
+    assert pane.startswith("%")
+    assert "started claude-code in a new window" in out
+    lab.logs[pane] = log
+
+    wait_for(
+        lambda: any("`register`" in t for t in lab.turns(pane)),
+        30,
+        "the new agent to receive the registration prompt",
+        describe=lambda: lab.capture(pane),
+    )
+    assert load_token(relay_server.url, pane)
+
+    removed = run_cli(["relay-connect", "--uninstall"], connect_env(home))
+    assert removed.returncode == 0
+    assert not (home.home / ".claude.json").exists()  # relay-connect had created both
+    assert not (home.home / ".claude" / "settings.json").exists()
