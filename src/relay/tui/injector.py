@@ -87,14 +87,23 @@ class InjectorSettings:
     max_paste_attempts: int = 3
     max_enter_attempts: int = 3
     retry_after_s: float = 30.0
-    """After a round of failed attempts (or a pane I/O error), wait this long."""
+    """After a round of failed attempts, wait this long before trying again."""
+    io_retry_s: float = 2.0
+    """After a failed tmux command (pane gone, server down), wait this long."""
     stale_working_s: float = 30.0
     """The hook says `working` but the pane has looked idle this long: trust the pane (a
     turn interrupted with Esc does not run the agent's Stop hook)."""
     max_senders_named: int = 4
 
     def __post_init__(self) -> None:
-        for name in ("coalesce_s", "enter_pause_s", "poll_s", "verify_s", "retry_after_s"):
+        for name in (
+            "coalesce_s",
+            "enter_pause_s",
+            "poll_s",
+            "verify_s",
+            "retry_after_s",
+            "io_retry_s",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("settle_readings", "max_paste_attempts", "max_enter_attempts"):
@@ -214,7 +223,6 @@ class _Attempt:
 
 
 _SEEN_LIMIT: Final = 4096
-_IO_RETRY_S: Final = 2.0
 _PASTE_PLACEHOLDER: Final = re.compile(
     r"^\[Pasted (?:text #\d+(?: \+\d+ lines)?|Content \d+ chars)\]$"
 )
@@ -263,8 +271,8 @@ class InjectorMachine:
     reason: str = ""
     delivered: int = 0
     status: AgentStatus = AgentStatus.UNKNOWN
-    _arrivals: dict[int, str] = field(default_factory=dict)
-    _first_arrival_at: float | None = None
+    _arrivals: dict[int, str] = field(default_factory=dict)  # event id -> sender
+    _arrived_at: dict[int, float] = field(default_factory=dict)
     _one_offs: deque[str] = field(default_factory=deque)
     _seen: deque[int] = field(default_factory=deque)
     _attempt: _Attempt | None = None
@@ -295,11 +303,10 @@ class InjectorMachine:
     def arrival(self, sender: str, event_id: int, now: float) -> list[Command]:
         """A message or DM from someone else arrived (never the agent's own)."""
         if event_id in self._arrivals or event_id in self._seen:
-            return []
+            return self._wait_cmd()
         self._remember(event_id)
         self._arrivals[event_id] = sender
-        if self._first_arrival_at is None:
-            self._first_arrival_at = now
+        self._arrived_at[event_id] = now
         if self.phase is Phase.IDLE:
             self.phase = Phase.COALESCING
             self.reason = "collecting messages"
@@ -341,7 +348,7 @@ class InjectorMachine:
 
         A prompt already pasted is still submitted (it must not be left in the box)."""
         self._arrivals.clear()
-        self._first_arrival_at = None
+        self._arrived_at.clear()
         if self.phase in (Phase.PASTED, Phase.SUBMITTED):
             return self._wait_cmd()
         if self._one_offs or self._owned_text is not None:
@@ -371,7 +378,9 @@ class InjectorMachine:
             # The paste may or may not have landed; only a later reading can tell.
             self._owned_text = self._attempt.prompt.text
         self._attempt = None
-        return self._backoff(now, f"can't reach the agent's pane: {error}", _IO_RETRY_S)
+        return self._backoff(
+            now, f"can't reach the agent's pane: {error}", self.settings.io_retry_s
+        )
 
     def observed(self, reading: PaneReading, now: float) -> list[Command]:
         """A pane reading, in answer to `Capture`."""
@@ -426,6 +435,12 @@ class InjectorMachine:
                 reading.state is PaneState.IDLE_TEXT and not holds_text(reading, owned)
             ):
                 self._owned_text = None  # someone cleared or replaced it
+        static = self._static_blocker()
+        if static is not None:
+            # dnd or watch-only: nothing to poll for until the status changes.
+            self.reason = static
+            self._next_at = None
+            return []
         blocker = self._blocker(reading, now)
         if blocker is not None:
             self._safe_readings = 0
@@ -525,19 +540,22 @@ class InjectorMachine:
         else:
             for event_id in prompt.event_ids:
                 self._arrivals.pop(event_id, None)
+                self._arrived_at.pop(event_id, None)
         self.delivered += 1
         self._attempt = None
         self._owned_text = None
         self._round_pastes = 0
-        self._first_arrival_at = now if self._arrivals else None
         if self._one_offs:
             return self._to_waiting(now, capture=False)
         if self._arrivals:
-            # Messages that came during the typing: a new window from now.
+            # Messages that came while this prompt was typed: their own window.
+            window_end = min(self._arrived_at.values()) + self.settings.coalesce_s
+            if now >= window_end:
+                return self._to_waiting(now, capture=False)
             self.phase = Phase.COALESCING
             self.reason = "collecting messages"
-            self._next_at = now + self.settings.coalesce_s
-            return [Wait(self._next_at)]
+            self._next_at = window_end
+            return [Wait(window_end)]
         return self._to_idle()
 
     def _to_waiting(self, now: float, *, capture: bool, reason: str = "") -> list[Command]:

@@ -236,12 +236,11 @@ def _read_codex(lines: list[str], title: str | None, styled: list[str] | None) -
                 return PaneReading(PaneState.DIALOG, kind, None, _dialog_reason(line))
         return PaneReading(PaneState.UNKNOWN, kind, None, "no composer on the screen")
     # An approval or selection overlay puts a "› 1. …" menu where the composer was.
-    region = lines[max(0, idx - 8) :]
-    if _CX_MENU_CHOICE.match(lines[idx]):
-        return PaneReading(PaneState.DIALOG, kind, None, "a choice is waiting for an answer")
-    for line in region:
+    for line in lines[max(0, idx - 8) :]:
         if _CX_DIALOG.search(line):
             return PaneReading(PaneState.DIALOG, kind, None, _dialog_reason(line))
+    if _CX_MENU_CHOICE.match(lines[idx]):
+        return PaneReading(PaneState.DIALOG, kind, None, "a choice is waiting for an answer")
     composer: list[str] = [lines[idx][len(_CX_PROMPT) :].removeprefix(" ")]
     end = idx + 1
     while end < len(lines) and not _BLANK.match(lines[end]):

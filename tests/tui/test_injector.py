@@ -1,0 +1,742 @@
+"""The injector's state machine, driven through every transition without tmux or clocks.
+
+Time is an explicit number; pane readings are `PaneReading` values as the probe returns
+them. The last tests run the asyncio wrapper against an in-memory pane.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from relay.tui.injector import (
+    DEFAULT_PROMPT_TEMPLATE,
+    Capture,
+    Command,
+    Injector,
+    InjectorMachine,
+    InjectorSettings,
+    InjectorView,
+    Paste,
+    Phase,
+    PressEnter,
+    Wait,
+    format_prompt,
+    holds_text,
+)
+from relay.tui.panestate import PaneReading, PaneState
+from relay.tui.tmux import PaneError, PaneSnapshot
+from tests.harness.waiting import async_wait_for
+
+KIND = "claude-code"
+IDLE = PaneReading(PaneState.IDLE_EMPTY, KIND, "", "waiting for input")
+BUSY = PaneReading(PaneState.BUSY, KIND, "", "a turn is running (spinner)")
+DIALOG = PaneReading(PaneState.DIALOG, KIND, None, "a dialog is open (Do you want to proceed?)")
+UNKNOWN = PaneReading(PaneState.UNKNOWN, KIND, None, "no input box on the screen")
+SETTINGS = InjectorSettings(
+    coalesce_s=1.0,
+    enter_pause_s=0.2,
+    poll_s=0.5,
+    settle_readings=2,
+    verify_s=0.5,
+    confirm_timeout_s=3.0,
+    max_paste_attempts=2,
+    max_enter_attempts=2,
+    retry_after_s=30.0,
+    stale_working_s=10.0,
+)
+PROMPT_5 = "relay: 5 new message(s) from alice, bob and carol. Call read_new_messages to read them."
+
+
+def typed(text: str, state: PaneState = PaneState.IDLE_TEXT) -> PaneReading:
+    return PaneReading(state, KIND, text, "text in the input box")
+
+
+def pastes(commands: list[Command]) -> list[str]:
+    return [c.text for c in commands if isinstance(c, Paste)]
+
+
+def has_enter(commands: list[Command]) -> bool:
+    return any(isinstance(c, PressEnter) for c in commands)
+
+
+def phase(m: InjectorMachine) -> Phase:
+    """The machine's phase (a call, so the type checker does not pin it after an assert)."""
+    return m.phase
+
+
+def only_wait(commands: list[Command]) -> float:
+    """The `until` of a command list that is a single Wait."""
+    assert len(commands) == 1
+    assert isinstance(commands[0], Wait)
+    return commands[0].until
+
+
+def has_capture(commands: list[Command]) -> bool:
+    return any(isinstance(c, Capture) for c in commands)
+
+
+def burst(m: InjectorMachine, now: float = 0.0) -> None:
+    for i, sender in enumerate(["alice", "bob", "alice", "carol", "bob"]):
+        m.arrival(sender, 100 + i, now + 0.1 * i)
+
+
+def to_waiting(m: InjectorMachine) -> float:
+    """Burst at t=0, window closes at t=1: the machine asks for a reading."""
+    burst(m)
+    assert has_capture(m.tick(1.0))
+    assert phase(m) is Phase.WAITING
+    return 1.0
+
+
+def to_pasted(m: InjectorMachine) -> tuple[float, str]:
+    """Two idle readings in a row: the prompt is pasted at t=1.5."""
+    to_waiting(m)
+    assert m.observed(IDLE, 1.0) == [Wait(1.5)]
+    assert has_capture(m.tick(1.5))
+    out = m.observed(IDLE, 1.5)
+    assert pastes(out) == [PROMPT_5]
+    assert phase(m) is Phase.PASTED
+    return 1.5, PROMPT_5
+
+
+def to_submitted(m: InjectorMachine) -> tuple[float, str]:
+    """Paste at 1.5, read back at 1.7 showing our text: Enter."""
+    _, text = to_pasted(m)
+    assert has_capture(m.tick(1.7))
+    out = m.observed(typed(text), 1.7)
+    assert has_enter(out)
+    assert phase(m) is Phase.SUBMITTED
+    return 1.7, text
+
+
+# ---- prompt text and settings --------------------------------------------------------------
+def test_prompt_names_senders_and_count() -> None:
+    assert format_prompt(DEFAULT_PROMPT_TEMPLATE, ["alice"], 1) == (
+        "relay: 1 new message(s) from alice. Call read_new_messages to read them."
+    )
+    assert format_prompt("{count}: {senders}", ["a", "b"], 3) == "3: a and b"
+    assert format_prompt("{senders}", ["a", "b", "c", "d", "e", "f"], 6) == (
+        "a, b, c, d and 2 others"
+    )
+    assert format_prompt("{senders}", ["a", "b", "c", "d", "e"], 5) == "a, b, c, d and 1 other"
+
+
+def test_settings_reject_bad_values() -> None:
+    with pytest.raises(ValueError, match="prompt_template"):
+        InjectorSettings(prompt_template="hello {name}")
+    with pytest.raises(ValueError, match="coalesce_s"):
+        InjectorSettings(coalesce_s=-1)
+    with pytest.raises(ValueError, match="max_enter_attempts"):
+        InjectorSettings(max_enter_attempts=0)
+    assert InjectorSettings().enter_pause_s >= 0.15
+
+
+def test_holds_text_recognises_wrapped_and_collapsed_pastes() -> None:
+    wrapped = "relay: 5 new message(s) from alice, bob and carol. Call\nread_new_messages to"
+    assert holds_text(typed(wrapped), PROMPT_5)
+    assert holds_text(typed("[Pasted text #2 +15 lines]"), "x\n" * 16)
+    assert holds_text(typed("[Pasted Content 1218 chars]"), "x" * 1218)
+    assert not holds_text(typed("half-typed by the human" + PROMPT_5), PROMPT_5)
+    assert not holds_text(typed("rel"), PROMPT_5)
+    assert not holds_text(IDLE, PROMPT_5)
+    assert not holds_text(DIALOG, PROMPT_5)
+
+
+# ---- IDLE and COALESCING -------------------------------------------------------------------
+def test_arrival_starts_a_coalescing_window() -> None:
+    m = InjectorMachine(SETTINGS)
+    assert m.view == InjectorView("idle", 0, (), "", 0)
+    assert m.arrival("alice", 1, 0.0) == [Wait(1.0)]
+    assert phase(m) is Phase.COALESCING
+    assert m.view.pending == 1
+    assert m.view.senders == ("alice",)
+    assert m.wake_at == 1.0
+
+
+def test_a_burst_within_the_window_becomes_one_prompt() -> None:
+    m = InjectorMachine(SETTINGS)
+    burst(m)
+    assert m.view.pending == 5
+    assert m.view.senders == ("alice", "bob", "carol")
+    assert m.tick(0.99) == [Wait(1.0)]
+    commands: list[Command] = m.tick(1.0)
+    assert has_capture(commands)
+    commands += m.observed(IDLE, 1.0)
+    commands += m.tick(1.5)
+    commands += m.observed(IDLE, 1.5)
+    assert pastes(commands) == [PROMPT_5]
+
+
+def test_a_repeated_event_id_counts_once() -> None:
+    m = InjectorMachine(SETTINGS)
+    m.arrival("alice", 7, 0.0)
+    assert m.arrival("alice", 7, 0.1) == [Wait(1.0)]
+    assert m.view.pending == 1
+
+
+def test_zero_window_asks_for_a_reading_at_once() -> None:
+    m = InjectorMachine(InjectorSettings(coalesce_s=0))
+    assert has_capture(m.arrival("alice", 1, 5.0))
+    assert phase(m) is Phase.WAITING
+
+
+def test_cleared_while_coalescing_drops_everything() -> None:
+    m = InjectorMachine(SETTINGS)
+    burst(m)
+    assert m.cleared(0.5) == []
+    assert m.view == InjectorView("idle", 0, (), "", 0)
+    assert m.tick(1.0) == []
+
+
+def test_tick_while_idle_does_nothing() -> None:
+    m = InjectorMachine(SETTINGS)
+    assert m.tick(100.0) == []
+    assert m.observed(IDLE, 100.0) == []
+    assert m.wake_at is None
+
+
+# ---- WAITING: only an idle, empty, dialog-free pane gets a paste ------------------------------
+@pytest.mark.parametrize(
+    ("reading", "why"),
+    [
+        (BUSY, "busy"),
+        (typed("half-typed by the human"), "typing"),
+        (DIALOG, "dialog"),
+        (UNKNOWN, "can't read"),
+    ],
+)
+def test_nothing_is_typed_unless_the_pane_is_idle_and_empty(reading: PaneReading, why: str) -> None:
+    m = InjectorMachine(SETTINGS)
+    now = to_waiting(m)
+    for _ in range(20):
+        out = m.observed(reading, now)
+        assert not pastes(out)
+        assert not has_enter(out)
+        assert phase(m) is Phase.WAITING
+        now += 0.5
+        assert has_capture(m.tick(now))
+    assert why in m.view.reason
+    assert m.view.pending == 5
+    # Once the state clears, the pending prompt goes in.
+    m.observed(IDLE, now)
+    m.tick(now + 0.5)
+    assert pastes(m.observed(IDLE, now + 0.5)) == [PROMPT_5]
+
+
+def test_one_idle_reading_is_not_enough() -> None:
+    m = InjectorMachine(SETTINGS)
+    to_waiting(m)
+    assert m.observed(IDLE, 1.0) == [Wait(1.5)]
+    assert "stays so" in m.view.reason
+    m.tick(1.5)
+    assert not pastes(m.observed(BUSY, 1.5))  # the settle count starts again
+    m.tick(2.0)
+    assert not pastes(m.observed(IDLE, 2.0))
+    m.tick(2.5)
+    assert pastes(m.observed(IDLE, 2.5)) == [PROMPT_5]
+
+
+def test_a_reading_is_asked_again_when_none_comes_back() -> None:
+    m = InjectorMachine(SETTINGS)
+    to_waiting(m)  # Capture at t=1, never answered
+    assert m.tick(2.0) == [Wait(4.0)]
+    assert has_capture(m.tick(4.0))
+
+
+# ---- the agent's hook status -------------------------------------------------------------------
+def test_dnd_is_never_prompted() -> None:
+    m = InjectorMachine(SETTINGS)
+    m.agent_status("dnd", 0.0)
+    burst(m)
+    assert m.tick(1.0) == []  # no reading even: nothing could be typed anyway
+    assert phase(m) is Phase.WAITING
+    assert m.view.reason == "the agent is in do-not-disturb"
+    assert m.wake_at is None
+    assert not pastes(m.observed(IDLE, 2.0) + m.observed(IDLE, 3.0))
+    # Back from dnd: the pane is read and the prompt goes in.
+    assert has_capture(m.agent_status("idle", 10.0))
+    m.observed(IDLE, 10.0)
+    m.tick(10.5)
+    assert pastes(m.observed(IDLE, 10.5)) == [PROMPT_5]
+
+
+def test_dnd_between_paste_and_enter_withholds_the_enter() -> None:
+    m = InjectorMachine(SETTINGS)
+    _, text = to_pasted(m)
+    m.agent_status("dnd", 1.6)
+    assert phase(m) is Phase.WAITING
+    m.tick(1.7)
+    assert not has_enter(m.observed(typed(text), 1.7))
+    # dnd over: our own text is still in the box and is sent as it is, no second paste.
+    m.agent_status("idle", 5.0)
+    out = m.observed(typed(text), 5.0)
+    assert has_enter(out)
+    assert not pastes(out)
+
+
+def test_hook_working_wins_over_an_idle_looking_pane_until_it_goes_stale() -> None:
+    m = InjectorMachine(SETTINGS)
+    m.agent_status("working", 0.0)
+    now = to_waiting(m)
+    while now < 10.9:  # idle readings from t=1 to t=10.5
+        assert not pastes(m.observed(IDLE, now))
+        assert m.view.reason == "the agent is working (its hook says so)"
+        now += 0.5
+        m.tick(now)
+    # 10 s (stale_working_s) of an idle pane: a turn interrupted with Esc never ran the
+    # Stop hook, so the pane is trusted (after the usual settling reading).
+    assert not pastes(m.observed(IDLE, 11.0))
+    m.tick(11.5)
+    assert pastes(m.observed(IDLE, 11.5)) == [PROMPT_5]
+
+
+def test_hook_idle_does_not_override_a_busy_pane() -> None:
+    m = InjectorMachine(SETTINGS)
+    m.agent_status("idle", 0.0)
+    now = to_waiting(m)
+    assert not pastes(m.observed(BUSY, now))
+    assert "busy" in m.view.reason
+
+
+def test_an_unknown_status_string_falls_back_to_the_pane() -> None:
+    m = InjectorMachine(SETTINGS)
+    m.agent_status("sleeping", 0.0)
+    assert m.status.value == "unknown"
+    to_pasted(m)
+
+
+def test_watch_only_never_types_nor_reads() -> None:
+    m = InjectorMachine(InjectorSettings(watch_only=True, coalesce_s=1.0))
+    burst(m)
+    assert m.tick(1.0) == []
+    assert phase(m) is Phase.WAITING
+    assert "watch-only" in m.view.reason
+    assert m.view.pending == 5
+    assert m.wake_at is None
+    for t in (2.0, 3.0, 4.0):
+        assert not pastes(m.observed(IDLE, t))
+        assert m.tick(t) == []
+        assert m.agent_status("idle", t) == []
+    assert m.one_off("register", 5.0) == []
+    assert m.view.pending == 6
+
+
+# ---- PASTED: the Enter comes after the pause, and only onto our own text ------------------------
+def test_enter_follows_the_paste_after_the_pause_and_only_after_a_check() -> None:
+    m = InjectorMachine(SETTINGS)
+    _, text = to_pasted(m)
+    assert m.wake_at == pytest.approx(1.7)
+    assert only_wait(m.tick(1.69)) == pytest.approx(1.7)
+    out = m.tick(1.7)
+    assert has_capture(out)
+    assert not has_enter(out)
+    out = m.observed(typed(text), 1.7)
+    assert out[0] == PressEnter()
+    assert only_wait(out[1:]) == pytest.approx(2.2)
+
+
+def test_a_paste_that_lands_on_a_dialog_gets_no_enter() -> None:
+    m = InjectorMachine(SETTINGS)
+    to_pasted(m)
+    m.tick(1.7)
+    out = m.observed(DIALOG, 1.7)
+    assert not has_enter(out)
+    assert phase(m) is Phase.WAITING
+    assert "dialog" in m.view.reason
+    assert m.view.pending == 5
+
+
+def test_a_paste_merged_with_a_humans_typing_is_left_alone() -> None:
+    m = InjectorMachine(SETTINGS)
+    _, text = to_pasted(m)
+    m.tick(1.7)
+    out = m.observed(typed("half-typed by the human" + text), 1.7)
+    assert not has_enter(out)
+    assert phase(m) is Phase.WAITING
+    assert "typed" in m.view.reason
+    # The box is the human's now: later readings of it never get an Enter or a paste.
+    for t in (2.2, 2.7, 3.2):
+        m.tick(t)
+        out = m.observed(typed("half-typed by the human" + text), t)
+        assert not has_enter(out)
+        assert not pastes(out)
+
+
+def test_a_slow_paste_is_read_again_then_given_up() -> None:
+    m = InjectorMachine(SETTINGS)
+    to_pasted(m)
+    m.tick(1.7)
+    assert only_wait(m.observed(IDLE, 1.7)) == pytest.approx(1.9)  # not rendered yet
+    assert phase(m) is Phase.PASTED
+    m.tick(4.6)
+    out = m.observed(IDLE, 4.6)  # 3.1 s after the paste: lost
+    assert not has_enter(out)
+    assert phase(m) is Phase.WAITING
+    assert "did not show" in m.view.reason
+
+
+def test_paste_attempts_are_bounded_then_retried_later() -> None:
+    m = InjectorMachine(SETTINGS)
+    to_pasted(m)
+    m.tick(1.7)
+    m.observed(DIALOG, 1.7)  # attempt 1 dropped by a dialog
+    m.tick(2.2)
+    m.observed(IDLE, 2.2)
+    m.tick(2.7)
+    assert pastes(m.observed(IDLE, 2.7)) == [PROMPT_5]  # attempt 2
+    m.tick(2.9)
+    m.observed(DIALOG, 2.9)
+    assert phase(m) is Phase.BACKOFF
+    assert m.view.reason.endswith("retrying in 30 s")
+    assert m.view.pending == 5
+    assert only_wait(m.tick(32.8)) == pytest.approx(32.9)
+    assert has_capture(m.tick(32.9))
+    assert phase(m) is Phase.WAITING
+
+
+def test_busy_after_the_paste_keeps_our_text_and_sends_it_when_idle() -> None:
+    m = InjectorMachine(SETTINGS)
+    _, text = to_pasted(m)
+    m.tick(1.7)
+    assert not has_enter(m.observed(typed(text, PaneState.BUSY), 1.7))
+    assert phase(m) is Phase.WAITING
+    m.tick(2.2)
+    assert not has_enter(m.observed(typed(text, PaneState.BUSY), 2.2))
+    m.tick(2.7)
+    out = m.observed(typed(text), 2.7)
+    assert out[0] == PressEnter()
+    assert not pastes(out)
+    m.tick(3.2)
+    m.observed(IDLE, 3.2)
+    assert m.view.delivered == 1
+    assert m.view.pending == 0
+
+
+# ---- SUBMITTED: the text must leave the box --------------------------------------------------
+def test_the_prompt_is_delivered_when_the_text_leaves_the_box() -> None:
+    m = InjectorMachine(SETTINGS)
+    to_submitted(m)
+    assert only_wait(m.tick(2.1)) == pytest.approx(2.2)
+    assert has_capture(m.tick(2.2))
+    assert m.observed(BUSY, 2.2) == []
+    assert m.view == InjectorView("idle", 0, (), "", 1)
+    assert m.wake_at is None
+
+
+def test_a_hook_saying_working_confirms_the_submission() -> None:
+    m = InjectorMachine(SETTINGS)
+    to_submitted(m)
+    m.agent_status("working", 1.8)
+    assert m.view.delivered == 1
+    assert phase(m) is Phase.IDLE
+
+
+def test_a_dialog_after_the_enter_means_the_turn_started() -> None:
+    m = InjectorMachine(SETTINGS)
+    to_submitted(m)
+    m.tick(2.2)
+    m.observed(DIALOG, 2.2)
+    assert m.view.delivered == 1
+
+
+def test_a_swallowed_enter_is_pressed_again_within_bounds() -> None:
+    m = InjectorMachine(SETTINGS)
+    _, text = to_submitted(m)
+    m.tick(2.2)
+    assert has_enter(m.observed(typed(text + "\n"), 2.2))  # the Enter became a newline
+    m.tick(2.7)
+    out = m.observed(typed(text + "\n\n"), 2.7)
+    assert not has_enter(out)  # max_enter_attempts=2
+    assert phase(m) is Phase.BACKOFF
+    assert "Enter did not submit" in m.view.reason
+    # Later the text is still ours: one Enter, no second paste.
+    m.tick(32.7)
+    out = m.observed(typed(text), 32.7)
+    assert has_enter(out)
+    assert not pastes(out)
+
+
+def test_an_unreadable_pane_after_enter_is_read_again_then_given_up() -> None:
+    m = InjectorMachine(SETTINGS)
+    to_submitted(m)
+    m.tick(2.2)
+    assert only_wait(m.observed(UNKNOWN, 2.2)) == pytest.approx(2.7)
+    m.tick(4.8)
+    m.observed(UNKNOWN, 4.8)
+    assert phase(m) is Phase.BACKOFF
+    assert m.view.pending == 5
+
+
+def test_busy_with_our_text_after_enter_waits_for_idle() -> None:
+    m = InjectorMachine(SETTINGS)
+    _, text = to_submitted(m)
+    m.tick(2.2)
+    m.observed(typed(text, PaneState.BUSY), 2.2)
+    assert phase(m) is Phase.WAITING
+    m.tick(2.7)
+    assert has_enter(m.observed(typed(text), 2.7))
+
+
+# ---- what comes after a delivery ----------------------------------------------------------------
+def test_arrivals_while_typing_get_their_own_prompt() -> None:
+    m = InjectorMachine(SETTINGS)
+    _, text = to_pasted(m)
+    m.arrival("dave", 200, 1.6)
+    assert m.view.pending == 6
+    m.tick(1.7)
+    m.observed(typed(text), 1.7)
+    m.tick(2.2)
+    m.observed(IDLE, 2.2)
+    assert m.view.delivered == 1
+    assert m.view.pending == 1
+    assert m.view.senders == ("dave",)
+    assert phase(m) is Phase.COALESCING
+    assert m.wake_at == pytest.approx(2.6)  # dave's own window, from his arrival
+    m.tick(2.6)
+    m.observed(IDLE, 2.6)
+    m.tick(3.1)
+    assert pastes(m.observed(IDLE, 3.1)) == [
+        "relay: 1 new message(s) from dave. Call read_new_messages to read them."
+    ]
+
+
+def test_one_off_prompts_go_first_and_alone() -> None:
+    m = InjectorMachine(SETTINGS)
+    burst(m)
+    assert has_capture(m.one_off("Call register to join the relay.", 0.5))
+    assert m.view.pending == 6
+    m.observed(IDLE, 0.5)
+    m.tick(1.0)
+    assert pastes(m.observed(IDLE, 1.0)) == ["Call register to join the relay."]
+    m.tick(1.2)
+    m.observed(typed("Call register to join the relay."), 1.2)
+    m.tick(1.7)
+    m.observed(IDLE, 1.7)
+    assert m.view.delivered == 1
+    assert m.view.pending == 5
+    assert phase(m) is Phase.WAITING
+    m.tick(2.2)
+    m.observed(IDLE, 2.2)
+    m.tick(2.7)
+    assert pastes(m.observed(IDLE, 2.7)) == [PROMPT_5]
+
+
+def test_cleared_while_waiting_drops_the_prompt() -> None:
+    m = InjectorMachine(SETTINGS)
+    to_waiting(m)
+    m.observed(BUSY, 1.0)
+    assert m.cleared(1.2) == []
+    assert m.view == InjectorView("idle", 0, (), "", 0)
+
+
+def test_cleared_after_the_paste_still_submits_it() -> None:
+    m = InjectorMachine(SETTINGS)
+    _, text = to_pasted(m)
+    m.cleared(1.6)
+    assert phase(m) is Phase.PASTED
+    m.tick(1.7)
+    assert has_enter(m.observed(typed(text), 1.7))
+    m.tick(2.2)
+    m.observed(IDLE, 2.2)
+    assert phase(m) is Phase.IDLE
+    assert m.view.pending == 0
+
+
+def test_cleared_with_our_text_left_in_the_box_still_sends_it() -> None:
+    m = InjectorMachine(SETTINGS)
+    _, text = to_pasted(m)
+    m.tick(1.7)
+    m.observed(typed(text, PaneState.BUSY), 1.7)  # back to WAITING, text still ours
+    m.cleared(2.0)
+    assert phase(m) is Phase.WAITING
+    m.tick(2.2)
+    assert has_enter(m.observed(typed(text), 2.2))
+
+
+def test_a_pane_error_backs_off_and_retries() -> None:
+    m = InjectorMachine(SETTINGS)
+    to_waiting(m)
+    m.io_failed("can't find pane: %9", 1.0)
+    assert phase(m) is Phase.BACKOFF
+    assert "can't reach the agent's pane: can't find pane: %9" in m.view.reason
+    assert m.wake_at == pytest.approx(3.0)
+    assert has_capture(m.tick(3.0))
+    assert phase(m) is Phase.WAITING
+    assert InjectorMachine(SETTINGS).io_failed("x", 0.0) == []
+
+
+def test_a_failed_paste_may_have_landed_so_its_text_stays_ours() -> None:
+    m = InjectorMachine(SETTINGS)
+    _, text = to_pasted(m)
+    m.io_failed("tmux paste-buffer failed", 1.6)
+    m.tick(3.6)
+    assert has_enter(m.observed(typed(text), 3.6))
+
+
+# ---- a safety property over random histories ----------------------------------------------------
+_INPUTS = st.lists(
+    st.one_of(
+        st.tuples(st.just("arrival"), st.sampled_from(["alice", "bob"])),
+        st.tuples(st.just("status"), st.sampled_from(["idle", "working", "dnd", "offline"])),
+        st.tuples(st.just("cleared"), st.none()),
+        st.tuples(st.just("tick"), st.floats(0.05, 40.0)),
+        st.tuples(
+            st.just("observe"),
+            st.sampled_from(["idle", "busy", "dialog", "human", "ours", "ours_busy", "unknown"]),
+        ),
+        st.tuples(st.just("io_failed"), st.none()),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_INPUTS, st.booleans())
+def test_never_types_onto_anything_but_an_idle_empty_pane(
+    inputs: list[tuple[str, object]], watch_only: bool
+) -> None:
+    """Whatever happens: a Paste only answers an idle, empty reading with no dnd and not in
+    watch-only mode; an Enter only answers a reading of an idle box holding our own text."""
+    m = InjectorMachine(InjectorSettings(coalesce_s=1.0, settle_readings=2, watch_only=watch_only))
+    now, last_paste, event_id = 0.0, "", 0
+    readings = {
+        "idle": IDLE,
+        "busy": BUSY,
+        "dialog": DIALOG,
+        "human": typed("half-typed by the human"),
+        "unknown": UNKNOWN,
+    }
+    for kind, arg in inputs:
+        reading: PaneReading | None = None
+        if kind == "arrival":
+            event_id += 1
+            out = m.arrival(str(arg), event_id, now)
+        elif kind == "status":
+            out = m.agent_status(str(arg), now)
+        elif kind == "cleared":
+            out = m.cleared(now)
+        elif kind == "tick":
+            assert isinstance(arg, float)
+            now += arg
+            out = m.tick(now)
+        elif kind == "io_failed":
+            out = m.io_failed("gone", now)
+        else:
+            if arg == "ours":
+                reading = typed(last_paste or "nothing pasted")
+            elif arg == "ours_busy":
+                reading = typed(last_paste or "nothing pasted", PaneState.BUSY)
+            else:
+                reading = readings[str(arg)]
+            out = m.observed(reading, now)
+        for command in out:
+            if isinstance(command, Paste):
+                assert reading is not None
+                assert reading.state is PaneState.IDLE_EMPTY
+                assert m.status.value != "dnd"
+                assert not watch_only
+                last_paste = command.text
+            elif isinstance(command, PressEnter):
+                if reading is None:
+                    pytest.fail(f"Enter sent on {kind}, not on a reading")
+                assert reading.state is PaneState.IDLE_TEXT
+                assert holds_text(reading, last_paste)
+                assert m.status.value != "dnd"
+        assert m.view.pending >= 0
+
+
+# ---- the asyncio wrapper, against an in-memory pane ---------------------------------------------
+@dataclass
+class MemoryPane:
+    """A pane double: a Claude-like screen whose box takes pastes and submits on Enter."""
+
+    box: str = ""
+    busy: bool = False
+    submitted: list[str] = field(default_factory=list)
+    fail: bool = False
+
+    def snapshot(self) -> PaneSnapshot:
+        if self.fail:
+            raise PaneError("can't find pane: %42")
+        rule = "─" * 40
+        footer = "  esc to interrupt" if self.busy else "  ? for shortcuts"
+        lines = (rule, "\u276f\u00a0" + self.box, rule, footer)
+        return PaneSnapshot(lines, None, "✳ Claude Code", KIND)
+
+    def paste(self, text: str) -> None:
+        self.box += text
+
+    def send_enter(self) -> None:
+        self.submitted.append(self.box)
+        self.box = ""
+
+
+FAST = InjectorSettings(
+    coalesce_s=0.05,
+    enter_pause_s=0.02,
+    poll_s=0.02,
+    verify_s=0.02,
+    retry_after_s=0.5,
+    io_retry_s=0.05,
+)
+
+
+async def _until(predicate: Callable[[], bool], what: str) -> None:
+    await async_wait_for(predicate, 5.0, what, interval=0.01)
+
+
+async def test_the_wrapper_delivers_a_burst_as_one_prompt() -> None:
+    pane = MemoryPane()
+    views: list[InjectorView] = []
+    injector = Injector(pane, FAST, on_change=views.append)
+    task = asyncio.create_task(injector.run())
+    try:
+        for i, sender in enumerate(["alice", "bob", "alice"]):
+            injector.arrival(sender, i + 1)
+        await _until(lambda: injector.view.delivered == 1, "delivery")
+        assert pane.submitted == [
+            "relay: 3 new message(s) from alice and bob. Call read_new_messages to read them."
+        ]
+        assert views[-1] == InjectorView("idle", 0, (), "", 1)
+        assert {v.state for v in views} >= {"coalescing", "waiting", "pasting", "submitting"}
+    finally:
+        task.cancel()
+
+
+async def test_the_wrapper_waits_while_busy_and_reports_why() -> None:
+    pane = MemoryPane(busy=True)
+    injector = Injector(pane, FAST)
+    task = asyncio.create_task(injector.run())
+    try:
+        injector.arrival("alice", 1)
+        await _until(lambda: "busy" in injector.view.reason, "the busy reason")
+        assert pane.submitted == []
+        assert injector.view.pending == 1
+        pane.busy = False
+        await _until(lambda: injector.view.delivered == 1, "delivery once idle")
+        assert len(pane.submitted) == 1
+        injector.cleared()
+        assert injector.view.pending == 0
+    finally:
+        task.cancel()
+
+
+async def test_the_wrapper_shows_a_pane_error_and_recovers() -> None:
+    pane = MemoryPane(fail=True)
+    injector = Injector(pane, FAST)
+    task = asyncio.create_task(injector.run())
+    try:
+        injector.one_off("Call register now.")
+        await _until(lambda: "can't reach" in injector.view.reason, "the error")
+        assert injector.view.state == "backoff"
+        pane.fail = False
+        await _until(lambda: injector.view.delivered == 1, "delivery after recovery")
+        assert pane.submitted == ["Call register now."]
+    finally:
+        task.cancel()
