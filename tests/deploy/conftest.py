@@ -13,6 +13,7 @@ SIGTERM they send themselves, and a reverse proxy in front. Everything listens o
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import shutil
 import signal
@@ -114,11 +115,10 @@ async def join_peers(server: RunningServer, names: Sequence[str]) -> tuple[str, 
     group = f"deploy-{secrets.token_hex(3)}"
     async with RelayClient(server.url, server.operator_token) as operator:
         created = await operator.create_group(group)
-        tokens: dict[str, str] = {}
-        for name in names:
-            joined = await operator.join(group, name, secret=created.join_secret)
-            tokens[name] = joined.token
-    return group, tokens
+        joined = await asyncio.gather(
+            *(operator.join(group, name, secret=created.join_secret) for name in names)
+        )
+    return group, {name: j.token for name, j in zip(names, joined, strict=True)}
 
 
 # -- reverse proxies ----------------------------------------------------------------------
