@@ -161,7 +161,7 @@ def lab(home: Home, tmp_path: Path) -> Iterator[Lab]:
         lab.kill()
 
 
-def connect_env(home: Home, lab: Lab | None = None, **extra: str) -> dict[str, str]:
+def connect_env(home: Home, **extra: str) -> dict[str, str]:
     """The environment for running relay-connect / relay as a subprocess."""
     env = dict(home.env)
     env.update(extra)

@@ -105,7 +105,9 @@ def test_two_panes_get_two_identities_and_a_taken_default_name_moves_on(
     assert "connected as 'svc-2'" in out
     assert "connected as 'svc-3'" in out
     token_a, token_b = load_token(relay_server.url, pane_a), load_token(relay_server.url, pane_b)
-    assert token_a and token_b and token_a != token_b
+    assert token_a
+    assert token_b
+    assert token_a != token_b
     codex_toml = (home.home / ".codex" / "config.toml").read_text()
     assert f'url = "{relay_server.url}/mcp"' in codex_toml
     assert "relay run -- codex resume --last" in out  # how the running Codex picks it up

@@ -1,4 +1,4 @@
-"""The wizard: interactive through real InquirerPy prompts on a pipe; non-interactive names the flag."""
+"""The wizard: real InquirerPy prompts fed through a pipe; without a terminal it names the flag."""
 
 from __future__ import annotations
 

@@ -139,10 +139,12 @@ def _show(event: StreamEvent, group: str | None, as_json: bool) -> bool:
         message = Message.model_validate(event.data)
         if group and message.group != group:
             return False
-        line = json.dumps({"id": event.id, **event.data}) if as_json else format_message(message)
+        line = (
+            json.dumps({**event.data, "event_id": event.id}) if as_json else format_message(message)
+        )
     elif event.type in ("peer_joined", "peer_left", "peer_status", "notice"):
         if as_json:
-            line = json.dumps({"id": event.id, "type": event.type, **event.data})
+            line = json.dumps({**event.data, "type": event.type, "event_id": event.id})
         else:
             detail = event.data.get("status") or event.data.get("message") or ""
             line = f"* {event.type} {event.data.get('name', '')} {detail}".rstrip()

@@ -1,0 +1,267 @@
+"""The `relay` CLI, every subcommand, against a real relay-server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from relay.client import RelayClient
+from relay.connect import claude
+from relay.connect.configfiles import ConfigFile, Manifest, merge
+from relay.connect.credentials import Credential, CredentialStore
+from tests.conftest import RunningServer, make_peer
+from tests.connect.conftest import VENV_BIN, Home, connect_env, run_cli
+from tests.harness.waiting import wait_for
+
+
+def _store_peer(server: RunningServer, key: str, group: str, name: str, kind: str) -> str:
+    token = asyncio.run(make_peer(server, group, name, kind))
+    CredentialStore().save(Credential(server.url, key, token, name, group, kind))
+    return token
+
+
+def _relay(
+    home: Home, *args: str, stdin: str | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
+    return run_cli(["relay", *args], connect_env(home, **env), stdin=stdin)
+
+
+def test_groups_create_join_list_send_history_peers(
+    home: Home, relay_server: RunningServer
+) -> None:
+    created = _relay(
+        home, "--server", relay_server.url, "groups", "create", "ops",
+        RELAY_OPERATOR_TOKEN=relay_server.operator_token,
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    secret = created.stdout.rsplit(": ", 1)[1].strip()
+    assert secret
+
+    joined = _relay(
+        home, "--server", relay_server.url, "groups", "join", "ops", "--name", "ann",
+        "--profile", "ann", RELAY_JOIN_SECRET=secret,
+    )  # fmt: skip
+    assert joined.returncode == 0, joined.stderr
+    assert "saved as profile 'ann'" in joined.stdout
+    _store_peer(relay_server, "%5", "ops", "bot", "claude-code")
+
+    sent = _relay(home, "--profile", "ann", "send", "ops", "deploy is green")
+    assert sent.returncode == 0, sent.stderr
+    assert "[ops #1] ann: deploy is green" in sent.stdout
+    dm = _relay(home, "--profile", "ann", "send", "ops", "--to", "bot", "-", stdin="psst\n")
+    assert "ann -> bot: psst" in dm.stdout
+
+    history = _relay(home, "--profile", "ann", "history", "ops")
+    assert history.stdout.splitlines()[0] == "[ops #1] ann: deploy is green"
+    as_json = json.loads(_relay(home, "--profile", "ann", "history", "ops", "--json").stdout)
+    assert as_json[0]["from"] == "ann"
+
+    peers = _relay(home, "--profile", "ann", "peers", "--group", "ops").stdout
+    assert "ann" in peers
+    assert "bot" in peers
+    assert "claude-code" in peers
+
+    groups = _relay(home, "--pane", "%5", "groups", "list").stdout
+    assert groups.startswith("ops")
+    assert "2 members" in groups
+
+
+def test_tail_follows_live_and_resumes_after_an_event_id(
+    home: Home, relay_server: RunningServer
+) -> None:
+    _store_peer(relay_server, "watcher", "team", "watcher", "human")
+    poster = asyncio.run(make_peer(relay_server, "team", "poster"))
+    env = connect_env(home)
+    tail = subprocess.Popen(
+        [str(VENV_BIN / "relay"), "--profile", "watcher", "tail", "team", "-n", "2", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+
+        async def post(text: str) -> None:
+            async with RelayClient(relay_server.url, poster) as client:
+                await client.send("team", text)
+
+        async def watcher_online() -> bool:
+            async with RelayClient(relay_server.url, poster) as client:
+                return any(p.name == "watcher" and p.online for p in await client.peers("team"))
+
+        wait_for(lambda: asyncio.run(watcher_online()), 15, "tail's stream to open")
+        asyncio.run(post("one"))
+        asyncio.run(post("two"))
+        out, err = tail.communicate(timeout=20)
+    finally:
+        if tail.poll() is None:
+            tail.kill()
+            tail.wait()
+    assert tail.returncode == 0, err
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    texts = [line["text"] for line in lines if "text" in line]
+    assert texts == ["one", "two"]
+    first_id = next(line["event_id"] for line in lines if line.get("text") == "one")
+
+    resumed = _relay(
+        home, "--profile", "watcher", "tail", "--last-event-id", str(first_id), "-n", "1"
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.strip().endswith("poster: two")
+
+
+def test_token_create_and_revoke(home: Home, relay_server: RunningServer) -> None:
+    _store_peer(relay_server, "%7", "team", "dev", "claude-code")
+
+    saved = _relay(home, "--pane", "%7", "token", "create", "--save-profile", "laptop")
+    assert saved.returncode == 0, saved.stderr
+    assert "saved as profile 'laptop'" in saved.stdout
+    assert "relay_" not in saved.stdout  # saved, not printed
+    who = _relay(home, "--profile", "laptop", "send", "team", "from the laptop")
+    assert "dev: from the laptop" in who.stdout  # the same peer
+
+    revoked = _relay(home, "--profile", "laptop", "token", "revoke")
+    assert revoked.returncode == 0, revoked.stderr
+    assert CredentialStore().get(relay_server.url, "laptop") is None
+    still = _relay(home, "--pane", "%7", "send", "team", "pane token still works")
+    assert still.returncode == 0, still.stderr
+
+    revoked_pane_token = CredentialStore().get(relay_server.url, "%7")
+    assert revoked_pane_token is not None
+    _relay(home, "--pane", "%7", "token", "revoke")
+    CredentialStore().save(revoked_pane_token)  # keep the dead token around
+    refused = _relay(home, "--pane", "%7", "send", "team", "no")
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("relay: ")
+    assert "401" in refused.stderr or "403" in refused.stderr
+
+
+def test_headers_helper_prints_each_panes_own_header(
+    home: Home, relay_server: RunningServer
+) -> None:
+    token_a = _store_peer(relay_server, "%1", "team", "a", "claude-code")
+    token_b = _store_peer(relay_server, "%2", "team", "b", "claude-code")
+
+    for pane, token in (("%1", token_a), ("%2", token_b)):
+        result = _relay(home, "headers", "--server", relay_server.url, TMUX_PANE=pane)
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout) == {"Authorization": f"Bearer {token}"}
+
+    unknown = _relay(home, "headers", "--server", relay_server.url, TMUX_PANE="%9")
+    assert unknown.returncode == 1
+    assert unknown.stdout == ""
+    assert "no relay credentials for tmux pane %9" in unknown.stderr
+    assert "relay-connect" in unknown.stderr
+
+    outside = _relay(home, "headers", "--server", relay_server.url)
+    assert outside.returncode == 1
+    assert "TMUX_PANE is unset" in outside.stderr
+
+
+def test_hook_status_reports_for_the_pane_and_is_silent_elsewhere(
+    home: Home, relay_server: RunningServer
+) -> None:
+    token = _store_peer(relay_server, "%3", "team", "worker", "claude-code")
+
+    async def status() -> str:
+        async with RelayClient(relay_server.url, token) as client:
+            return (await client.whoami()).status
+
+    working = _relay(home, "hook-status", "working", TMUX_PANE="%3")
+    assert working.returncode == 0
+    assert working.stdout == ""  # a UserPromptSubmit hook's stdout would join the prompt
+    assert asyncio.run(status()) == "working"
+    assert _relay(home, "hook-status", "idle", TMUX_PANE="%3").returncode == 0
+    assert asyncio.run(status()) == "idle"
+
+    elsewhere = _relay(home, "hook-status", "working", TMUX_PANE="%44")
+    assert elsewhere.returncode == 0
+    assert elsewhere.stdout == ""
+    assert elsewhere.stderr == ""
+
+
+def test_run_passes_the_token_in_the_environment_only(
+    home: Home, relay_server: RunningServer
+) -> None:
+    token = _store_peer(relay_server, "%6", "team", "cx", "codex")
+    probe = "import os, sys; print(os.environ['RELAY_TOKEN'] == sys.argv[1][::-1])"
+    result = _relay(
+        home, "run", "--", "python3", "-c", probe, token[::-1], TMUX_PANE="%6"
+    )  # the probe gets the token reversed, so the test itself keeps it off the argv
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"
+
+
+def test_doctor_passes_for_a_connected_pane(home: Home, relay_server: RunningServer) -> None:
+    _store_peer(relay_server, "%2", "team", "api", "claude-code")
+    relay_cmd = str(VENV_BIN / "relay")
+    paths = claude.ClaudePaths(home.home)
+    manifest = Manifest(CredentialStore().manifest_file)
+    merge(
+        ConfigFile(paths.claude_json),
+        claude.mcp_changes(relay_server.url, relay_cmd, "user", home.home),
+        manifest,
+    )
+    merge(ConfigFile(paths.settings), claude.hook_changes(relay_cmd), manifest)
+
+    result = _relay(home, "doctor", TMUX_PANE="%2")
+
+    assert result.returncode == 0, result.stdout
+    assert "FAIL" not in result.stdout
+    assert "valid: peer 'api' in team" in result.stdout
+    assert "UserPromptSubmit and Stop report status" in result.stdout
+
+
+@pytest.mark.parametrize("problem", ["unreachable", "bad-token", "no-config", "no-credentials"])
+def test_doctor_says_what_is_wrong_and_what_to_do(
+    home: Home, relay_server: RunningServer, problem: str
+) -> None:
+    token = _store_peer(relay_server, "%2", "team", "api", "claude-code")
+    server = relay_server.url
+    if problem == "unreachable":
+        server = "http://127.0.0.1:9"
+        CredentialStore().save(Credential(server, "%2", token, "api", "team", "claude-code"))
+    elif problem == "bad-token":
+        CredentialStore().save(Credential(server, "%2", "relay_pt_bogus", "api", "team"))
+    pane = "%8" if problem == "no-credentials" else "%2"
+
+    result = _relay(home, "--server", server, "doctor", TMUX_PANE=pane)
+
+    assert result.returncode == 1
+    expected = {
+        "unreachable": ("cannot reach http://127.0.0.1:9", "start relay-server"),
+        "bad-token": ("rejects the stored token", "rerun `relay-connect"),
+        "no-config": ("no `relay` MCP server in Claude Code", "run `relay-connect"),
+        "no-credentials": ("no credentials stored for this pane", "run `relay-connect"),
+    }[problem]
+    assert expected[0] in result.stdout
+    assert expected[1] in result.stdout
+    assert "fix:" in result.stdout
+    assert "[ok  ] tmux: installed" in result.stdout
+
+
+def test_doctor_checks_codex_config(home: Home, relay_server: RunningServer) -> None:
+    _store_peer(relay_server, "%4", "team", "cx", "codex")
+    missing = _relay(home, "doctor", TMUX_PANE="%4")
+    assert missing.returncode == 1
+    assert "no [mcp_servers.relay]" in missing.stdout
+    toml = home.home / ".codex" / "config.toml"
+    toml.parent.mkdir()
+    toml.write_text(
+        f'[mcp_servers.relay]\nurl = "{relay_server.url}/mcp"\n'
+        'bearer_token_env_var = "RELAY_TOKEN"\n'
+    )
+    fine = _relay(home, "doctor", TMUX_PANE="%4")
+    assert fine.returncode == 0, fine.stdout
+
+
+def test_commands_without_credentials_say_how_to_get_them(home: Home, tmp_path: Path) -> None:
+    result = _relay(home, "--server", "http://127.0.0.1:9", "peers", TMUX_PANE="%1")
+    assert result.returncode == 1
+    assert "no relay credentials for tmux pane %1" in result.stderr
+    nothing = _relay(home, "peers")
+    assert "no relay server known" in nothing.stderr
