@@ -40,6 +40,13 @@ class Stream:
                 if event.type in kinds:
                     return event
 
+    def drain(self) -> list[Received]:
+        """Everything received but not yet taken, without waiting."""
+        found: list[Received] = []
+        while not self.queue.empty():
+            found.append(self.queue.get_nowait())
+        return found
+
     async def messages(self, count: int, timeout: float = 10.0) -> list[Received]:
         return [await self.next_of(("message", "dm"), timeout) for _ in range(count)]
 

@@ -60,9 +60,7 @@ async def test_kill_9_after_acknowledged_sends_loses_nothing(tmp_path: Path) -> 
         # carol resumes her stream from before the crash and gets what followed.
         async with open_stream(server.url, carol, last_event_id=seen.id) as resumed:
             got = await resumed.messages(1)
-            assert resumed.queue.empty() or all(
-                e.type not in ("message", "dm") for e in resumed.queue._queue
-            )
+            assert all(e.type not in ("message", "dm") for e in resumed.drain())
         assert [e.data["text"] for e in got] == ["after restart"]
     finally:
         server.stop()

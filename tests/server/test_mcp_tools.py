@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -177,7 +178,9 @@ async def test_history_filters_by_regex_time_and_peer(server: RunningServer) -> 
         await bob.call("send_message", group=group, message="lunch?")
         await bob.call("send_dm", to="alice", message="deploy secrets are in vault")
 
-        texts = lambda got: [m["text"] for m in got["messages"]]  # noqa: E731
+        def texts(got: dict[str, Any]) -> list[str]:
+            return [m["text"] for m in got["messages"]]
+
         assert texts(await alice.call("get_history", group=group, filter="^deploy")) == [
             "deploy failed on api",
             "deploy fixed",
