@@ -1,0 +1,217 @@
+"""With the real Claude Code and Codex CLIs: the config relay-connect writes really works.
+
+- `claude mcp list` health-checks MCP servers without a model: run from each of two
+  connected panes, it reports the relay connected, and the server sees each pane's own
+  identity (each peer's `last_seen` moves only when its pane checks).
+- `codex mcp list --json` shows the relay entry relay-connect merged into config.toml.
+- `relay-connect --new` starts a real Claude Code (against a fake model API) beside a real
+  relay-tui; the registration prompt reaches the model as a user turn, and Claude Code's
+  hooks report `working` to the relay while it runs.
+
+The CLIs come from scripts/install.d/agents.sh; without them these tests skip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from relay.client import RelayClient
+from relay.connect.credentials import load_token
+from tests.conftest import RunningServer, make_peer
+from tests.connect.conftest import VENV_BIN, Home, Lab, connect_env, git_repo, run_cli
+from tests.harness.agents import CLAUDE_VERSION, FAKE_ANTHROPIC_KEY, agent_binary
+from tests.harness.fake_anthropic import FakeAnthropic
+from tests.harness.waiting import wait_for
+
+pytestmark = [pytest.mark.agents, pytest.mark.timeout(120)]
+
+
+def _binary(kind: str) -> Path:
+    found = agent_binary(kind)
+    if found is None:
+        pytest.skip(f"the {kind} CLI is not installed; scripts/install.d/agents.sh installs it")
+    return found
+
+
+def _seed_claude(home: Path, project: Path) -> None:
+    """Mark onboarding done and trust the project, as the agent harness does."""
+    (home / ".claude").mkdir(parents=True, exist_ok=True)
+    state = {
+        "hasCompletedOnboarding": True,
+        "lastOnboardingVersion": CLAUDE_VERSION,
+        "lastReleaseNotesSeen": CLAUDE_VERSION,
+        "hasSeenAutoDefaultNotice": True,
+        "hasSeenAutoDefaultNudge": True,
+        "theme": "dark",
+        "customApiKeyResponses": {"approved": [FAKE_ANTHROPIC_KEY[-20:]], "rejected": []},
+        "officialMarketplaceAutoInstallAttempted": True,
+        "officialMarketplaceAutoInstalled": False,
+        "officialMarketplaceAutoInstallFailReason": "policy_blocked",
+        "projects": {str(project): {"hasTrustDialogAccepted": True, "allowedTools": []}},
+    }
+    (home / ".claude.json").write_text(json.dumps(state, indent=2))
+    settings = {"tui": "fullscreen", "spinnerTipsEnabled": False}
+    (home / ".claude" / "settings.json").write_text(json.dumps(settings, indent=2))
+
+
+def _last_seen(server: RunningServer, observer: str) -> dict[str, float | None]:
+    async def peers() -> dict[str, float | None]:
+        async with RelayClient(server.url, observer) as client:
+            return {p.name: p.last_seen for p in await client.peers("team")}
+
+    return asyncio.run(peers())
+
+
+def test_claude_mcp_list_connects_from_each_pane_as_its_own_peer(
+    home: Home, lab: Lab, relay_server: RunningServer
+) -> None:
+    claude = _binary("claude-code")
+    observer = asyncio.run(make_peer(relay_server, "team", "observer"))
+    pane_a = lab.start_standin("claude-code", git_repo(lab.root / "alpha", "main"))
+    pane_b = lab.start_standin("claude-code", git_repo(lab.root / "beta", "main"))
+    done = run_cli(
+        ["relay-connect", "-L", lab.socket, "--server", relay_server.url, "--group", "team",
+         "--pane", pane_a, "--pane", pane_b, "--yes", "--no-sidebar"],
+        connect_env(home, RELAY_OPERATOR_TOKEN=relay_server.operator_token),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert _last_seen(relay_server, observer) | {"observer": None} == {
+        "alpha": None,
+        "beta": None,
+        "observer": None,
+    }
+
+    for pane, name, other in ((pane_a, "alpha", "beta"), (pane_b, "beta", None)):
+        listed = subprocess.run(
+            [str(claude), "mcp", "list"],
+            env=connect_env(home, TMUX_PANE=pane),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=lab.root,
+        )
+        assert listed.returncode == 0, listed.stderr
+        line = next(x for x in listed.stdout.splitlines() if x.startswith("relay:"))
+        assert f"{relay_server.url}/mcp" in line
+        assert "Connected" in line
+        seen = _last_seen(relay_server, observer)
+        assert seen[name] is not None  # this pane's own token reached the server
+        if other:
+            assert seen[other] is None  # and not the other pane's
+
+    stranger = subprocess.run(
+        [str(claude), "mcp", "list"],
+        env=connect_env(home, TMUX_PANE="%99"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=lab.root,
+    )
+    relay_line = next(x for x in stranger.stdout.splitlines() if x.startswith("relay:"))
+    assert "Connected" not in relay_line  # no credentials for that pane: no connection
+
+
+def test_codex_mcp_list_shows_the_relay(home: Home, lab: Lab, relay_server: RunningServer) -> None:
+    codex = _binary("codex")
+    codex_home = home.home / ".codex"
+    codex_home.mkdir()
+    (codex_home / "config.toml").write_text('model = "gpt-fake"\n')
+    pane = lab.start_standin("codex", git_repo(lab.root / "svc", "main"))
+    done = run_cli(
+        ["relay-connect", "-L", lab.socket, "--server", relay_server.url, "--group", "team",
+         "--pane", pane, "--yes", "--no-sidebar"],
+        connect_env(home, RELAY_OPERATOR_TOKEN=relay_server.operator_token),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+    listed = subprocess.run(
+        [str(codex), "mcp", "list", "--json"],
+        env=connect_env(home, CODEX_HOME=str(codex_home)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=lab.root,
+    )
+    assert listed.returncode == 0, listed.stderr
+    servers = {s["name"]: s for s in json.loads(listed.stdout)}
+    relay = servers["relay"]
+    assert relay["enabled"]
+    assert relay["transport"]["type"] == "streamable_http"
+    assert relay["transport"]["url"] == f"{relay_server.url}/mcp"
+    assert relay["transport"]["bearer_token_env_var"] == "RELAY_TOKEN"
+    assert (codex_home / "config.toml").read_text().startswith('model = "gpt-fake"\n')
+
+
+@pytest.fixture
+def fake_anthropic() -> Iterator[FakeAnthropic]:
+    api = FakeAnthropic()
+    with api:
+        yield api
+
+
+def test_new_real_claude_gets_the_registration_prompt_as_a_user_turn(
+    home: Home, relay_server: RunningServer, fake_anthropic: FakeAnthropic, tmp_path: Path
+) -> None:
+    claude = _binary("claude-code")
+    project = git_repo(tmp_path / "proj", "main")
+    _seed_claude(home.home, project)
+    env = connect_env(
+        home,
+        ANTHROPIC_BASE_URL=fake_anthropic.url,
+        ANTHROPIC_API_KEY=FAKE_ANTHROPIC_KEY,
+        DISABLE_AUTOUPDATER="1",
+        DISABLE_TELEMETRY="1",
+        DISABLE_ERROR_REPORTING="1",
+        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
+        CLAUDE_CODE_DISABLE_OFFICIAL_MARKETPLACE_AUTOINSTALL="1",
+    )
+    socket = f"relay-test-{uuid.uuid4().hex[:10]}"
+    subprocess.run(
+        ["tmux", "-L", socket, "-f", "/dev/null", "new-session", "-d", "-s", "main",
+         "-x", "220", "-y", "50", "-c", str(project)],
+        check=True, env=env,
+    )  # fmt: skip
+    lab = Lab(socket, env, tmp_path)
+    observer = asyncio.run(make_peer(relay_server, "team", "observer"))
+    watch = subprocess.Popen(
+        [str(VENV_BIN / "relay"), "tail", "--json", "--last-event-id", "0"],  # from the start
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**env, "RELAY_TOKEN": observer, "RELAY_SERVER": relay_server.url},
+    )
+    try:
+        done = run_cli(
+            ["relay-connect", "-L", socket, "--server", relay_server.url, "--group", "team",
+             "--new", "--agent", "claude", "--agent-command", str(claude), "--cwd", str(project),
+             "--name", "newbie", "--yes"],
+            connect_env(home, RELAY_OPERATOR_TOKEN=relay_server.operator_token),
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        pane = done.stdout.split(":", 1)[0].strip()
+        assert load_token(relay_server.url, pane)
+
+        turns = wait_for(
+            lambda: fake_anthropic.script.turns_containing("Call the relay MCP tool `register`"),
+            60,
+            "Claude Code to send the registration prompt to the model",
+            describe=lambda: lab.capture(pane),
+        )
+        assert "as peer 'newbie' in group 'team'" in turns[0].text
+    finally:
+        watch.terminate()
+        out, _ = watch.communicate(timeout=10)
+        lab.kill()
+    statuses = [
+        json.loads(line)
+        for line in out.splitlines()
+        if line.startswith("{") and '"peer_status"' in line
+    ]
+    assert any(s["name"] == "newbie" and s["status"] == "working" for s in statuses), out
