@@ -445,19 +445,35 @@ def test_a_dialog_after_the_enter_means_the_turn_started() -> None:
     assert m.view.delivered == 1
 
 
+def test_a_slow_agent_gets_time_before_a_second_enter() -> None:
+    m = InjectorMachine(SETTINGS)
+    _, text = to_submitted(m)  # Enter at 1.7
+    m.tick(2.2)
+    assert only_wait(m.observed(typed(text), 2.2)) == pytest.approx(2.7)
+    m.tick(2.7)
+    # Busy with the text still showing: the agent is taking it in; no second Enter.
+    assert only_wait(m.observed(typed(text, PaneState.BUSY), 2.7)) == pytest.approx(3.2)
+    m.tick(3.2)
+    assert m.observed(typed("", PaneState.BUSY), 3.2) == []
+    assert m.view.delivered == 1
+    assert m.view.pending == 0
+
+
 def test_a_swallowed_enter_is_pressed_again_within_bounds() -> None:
     m = InjectorMachine(SETTINGS)
-    _, text = to_submitted(m)
+    _, text = to_submitted(m)  # Enter at 1.7
     m.tick(2.2)
-    assert has_enter(m.observed(typed(text + "\n"), 2.2))  # the Enter became a newline
-    m.tick(2.7)
-    out = m.observed(typed(text + "\n\n"), 2.7)
+    assert not has_enter(m.observed(typed(text + "\n"), 2.2))
+    m.tick(4.7)  # confirm_timeout_s later the Enter is known to have become a newline
+    assert has_enter(m.observed(typed(text + "\n"), 4.7))
+    m.tick(7.7)
+    out = m.observed(typed(text + "\n\n"), 7.7)
     assert not has_enter(out)  # max_enter_attempts=2
     assert phase(m) is Phase.BACKOFF
     assert "Enter did not submit" in m.view.reason
     # Later the text is still ours: one Enter, no second paste.
-    m.tick(32.7)
-    out = m.observed(typed(text), 32.7)
+    m.tick(37.7)
+    out = m.observed(typed(text), 37.7)
     assert has_enter(out)
     assert not pastes(out)
 
@@ -473,14 +489,15 @@ def test_an_unreadable_pane_after_enter_is_read_again_then_given_up() -> None:
     assert m.view.pending == 5
 
 
-def test_busy_with_our_text_after_enter_waits_for_idle() -> None:
+def test_still_busy_with_our_text_after_the_timeout_waits_for_idle() -> None:
     m = InjectorMachine(SETTINGS)
     _, text = to_submitted(m)
-    m.tick(2.2)
-    m.observed(typed(text, PaneState.BUSY), 2.2)
+    m.tick(4.7)
+    m.observed(typed(text, PaneState.BUSY), 4.7)
     assert phase(m) is Phase.WAITING
-    m.tick(2.7)
-    assert has_enter(m.observed(typed(text), 2.7))
+    assert "still in its box" in m.view.reason
+    m.tick(5.2)
+    assert has_enter(m.observed(typed(text), 5.2))
 
 
 # ---- what comes after a delivery ----------------------------------------------------------------

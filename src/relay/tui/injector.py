@@ -83,7 +83,8 @@ class InjectorSettings:
     verify_s: float = 0.5
     """After Enter, how long before the pane is read to confirm the text left the box."""
     confirm_timeout_s: float = 3.0
-    """How long a paste may take to show, or a submitted text to leave the box."""
+    """How long a paste may take to show, or a submitted text to leave the box, before the
+    paste or the Enter is tried again."""
     max_paste_attempts: int = 3
     max_enter_attempts: int = 3
     retry_after_s: float = 30.0
@@ -151,7 +152,8 @@ class Phase(enum.Enum):
     PASTED      --observed: dialog / other text / busy / too late-->   WAITING or BACKOFF
     SUBMITTED   --tick at Enter + verify_s-->        SUBMITTED (+ Capture)
     SUBMITTED   --observed: text left the box, or status working-->    next prompt or IDLE
-    SUBMITTED   --observed: text still there-->      SUBMITTED (+ PressEnter), or BACKOFF
+    SUBMITTED   --observed: text still there-->      SUBMITTED (read again until confirm_timeout_s)
+    SUBMITTED   --observed: still there after that-->  SUBMITTED (+ PressEnter), or BACKOFF
     BACKOFF     --tick at retry time-->              WAITING
     any         --cleared, nothing left-->           IDLE (a prompt already pasted finishes)
     any         --pane I/O failed-->                 BACKOFF
@@ -495,23 +497,27 @@ class InjectorMachine:
         attempt = self._attempt
         assert attempt is not None
         text = attempt.prompt.text
-        if reading.state is PaneState.UNKNOWN:
-            if now - attempt.entered_at < self.settings.confirm_timeout_s:
-                self._next_at = now + self.settings.poll_s
-                return [Wait(self._next_at)]
-            self._attempt = None
-            return self._backoff(now, "could not confirm the prompt was submitted")
-        if not holds_text(reading, text):
+        if reading.state is not PaneState.UNKNOWN and not holds_text(reading, text):
             # The text left the box: submitted (a dialog now means the turn asked for a tool).
             return self._delivered(now)
+        if now - attempt.entered_at < self.settings.confirm_timeout_s:
+            # An agent may take a second to take the text in (Claude Code's first turn does),
+            # and may show itself busy before it clears the box: look again.
+            self._next_at = now + self.settings.poll_s
+            return [Wait(self._next_at)]
+        if reading.state is PaneState.UNKNOWN:
+            self._attempt = None
+            return self._backoff(now, "could not confirm the prompt was submitted")
         if reading.state is PaneState.IDLE_TEXT and self._static_blocker() is None:
             if attempt.enters < self.settings.max_enter_attempts:
                 return self._press_enter(now)  # the Enter became a newline; press again
             self._attempt = None
             return self._backoff(now, "Enter did not submit the prompt")
-        # Busy with our text still in the box: wait for the turn, then send it.
+        # Busy with our text still in the box: wait for the turn to end, then send it.
         self._attempt = None
-        return self._to_waiting(now, capture=False, reason="the agent became busy before Enter")
+        return self._to_waiting(
+            now, capture=False, reason="the agent became busy with the prompt still in its box"
+        )
 
     # ---- transitions ----------------------------------------------------------------------
     def _press_enter(self, now: float) -> list[Command]:

@@ -228,7 +228,9 @@ def _claude_busy(
 def _read_codex(lines: list[str], title: str | None, styled: list[str] | None) -> PaneReading:
     kind = "codex"
     if title and _CX_DIALOG_TITLE.search(title):
-        return PaneReading(PaneState.DIALOG, kind, None, "approval requested (pane title)")
+        return PaneReading(
+            PaneState.DIALOG, kind, None, "a dialog is open (the pane title says Action Required)"
+        )
     idx = next((i for i in range(len(lines) - 1, -1, -1) if lines[i].startswith(_CX_PROMPT)), None)
     if idx is None:
         for line in lines[-15:]:
