@@ -199,9 +199,15 @@ class Proxy:
     reload: Callable[[], None]
     log_path: Path
     verify: ssl.SSLContext | bool = True
+    access_log_path: Path | None = None
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def access_log(self) -> str:
+        """Where the proxy records requests (Caddy: its log; nginx: access.log)."""
+        path = self.access_log_path or self.log_path
+        return path.read_text(errors="replace") if path.exists() else ""
 
     def http(self, token: str) -> httpx.AsyncClient:
         """A raw client through the proxy, authenticated as `token`."""
@@ -301,7 +307,8 @@ class ProxyLauncher:
         cert, _ = make_certificate(root)
         url = f"https://127.0.0.1:{https_port}"
         trust = ssl.create_default_context(cafile=str(cert))
-        proxy = Proxy("nginx", proc, url, reload, log_path, verify=trust)
+        access = root / "logs" / "access.log"
+        proxy = Proxy("nginx", proc, url, reload, log_path, verify=trust, access_log_path=access)
         self._wait_ready(proxy)
         return proxy
 

@@ -22,7 +22,7 @@ from httpx_sse import aconnect_sse
 
 from relay.client import Backoff, RelayClient, StreamState
 from tests.conftest import RunningServer
-from tests.deploy.conftest import Proxy, ProxyLauncher, Relays, join_peers
+from tests.deploy.conftest import Proxy, ProxyLauncher, Relays, join_peers, wait_until
 
 SAMPLES = 20
 ADDED_LATENCY_MEDIAN_S = 0.010
@@ -103,6 +103,14 @@ async def test_events_pass_through_the_proxy_unbuffered(
             for reader in readers:
                 reader.cancel()
             await asyncio.gather(*readers, return_exceptions=True)
+
+        # An ordinary request through the proxy is logged, without its credential.
+        async with proxy.http(tokens["bob"]) as http:
+            assert (await http.get("/v1/me")).status_code == 200
+        wait_until(
+            lambda: "/v1/me" in proxy.access_log(), timeout=10, what="the proxy's access log"
+        )
+        assert tokens["bob"] not in proxy.access_log(), f"{kind} logs bearer tokens"
 
     assert proxied_headers["content-type"].startswith("text/event-stream")
     assert "content-encoding" not in proxied_headers, "the proxy compresses the stream"
