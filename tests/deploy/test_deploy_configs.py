@@ -22,6 +22,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml  # type: ignore[import-untyped]  # PyYAML, installed with fastmcp
 
 from relay.server.config import build_parser
@@ -32,6 +33,7 @@ DEPLOY = REPO / "deploy"
 UNIT = DEPLOY / "systemd" / "relay-server.service"
 ENV_EXAMPLE = DEPLOY / "systemd" / "relay.env.example"
 CADDYFILE = DEPLOY / "caddy" / "Caddyfile"
+CADDYFILE_MULTI = DEPLOY / "caddy" / "Caddyfile.multi-node"
 NGINX_CONF = DEPLOY / "nginx" / "relay.conf"
 COMPOSE = DEPLOY / "docker" / "compose.yaml"
 
@@ -190,15 +192,24 @@ def test_env_example_sets_only_variables_relay_server_reads() -> None:
 # -- Caddy --------------------------------------------------------------------------------
 
 
-def test_caddyfile_passes_caddy_validate(tmp_path: Path) -> None:
+@pytest.mark.parametrize("caddyfile", [CADDYFILE, CADDYFILE_MULTI], ids=lambda p: p.name)
+def test_caddyfile_passes_caddy_validate(caddyfile: Path, tmp_path: Path) -> None:
+    env = {
+        "HOME": str(tmp_path),
+        "PATH": "/usr/bin:/bin",
+        # Validation starts active health checks: keep every upstream on loopback.
+        "RELAY_UPSTREAM": "127.0.0.1:9",
+        "RELAY_UPSTREAMS": "127.0.0.1:9 127.0.0.1:10",
+        "CADDY_ADMIN": "127.0.0.1:0",
+    }
     result = subprocess.run(
-        [tool("caddy"), "validate", "--config", str(CADDYFILE), "--adapter", "caddyfile"],
+        [tool("caddy"), "validate", "--config", str(caddyfile), "--adapter", "caddyfile"],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
         cwd=tmp_path,
-        env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        env=env,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Valid configuration" in result.stdout + result.stderr
@@ -206,19 +217,21 @@ def test_caddyfile_passes_caddy_validate(tmp_path: Path) -> None:
     assert '"level":"error"' not in result.stderr, result.stderr[-3000:]
 
 
-def test_caddyfile_is_caddy_fmt_clean() -> None:
+@pytest.mark.parametrize("caddyfile", [CADDYFILE, CADDYFILE_MULTI], ids=lambda p: p.name)
+def test_caddyfile_is_caddy_fmt_clean(caddyfile: Path) -> None:
     result = subprocess.run(
-        [tool("caddy"), "fmt", str(CADDYFILE)],
+        [tool("caddy"), "fmt", str(caddyfile)],
         capture_output=True,
         text=True,
         timeout=30,
         check=True,
     )
-    assert result.stdout == CADDYFILE.read_text()
+    assert result.stdout == caddyfile.read_text()
 
 
-def test_caddyfile_streams_unbuffered_with_no_read_timeout() -> None:
-    text = CADDYFILE.read_text()
+@pytest.mark.parametrize("caddyfile", [CADDYFILE, CADDYFILE_MULTI], ids=lambda p: p.name)
+def test_caddyfile_streams_unbuffered_with_no_read_timeout(caddyfile: Path) -> None:
+    text = caddyfile.read_text()
     assert re.search(r"^\s*flush_interval -1$", text, re.MULTILINE)
     assert re.search(r"^\s*read_timeout 0$", text, re.MULTILINE)
     assert not re.search(r"^\s*encode\b", text, re.MULTILINE), "compression buffers SSE"
