@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,9 +15,29 @@ from relay.client import RelayClient
 from relay.connect import claude
 from relay.connect.configfiles import ConfigFile, Manifest, merge
 from relay.connect.credentials import Credential, CredentialStore
-from tests.conftest import RunningServer, make_peer
+from tests.conftest import RunningServer, make_peer, start_server
 from tests.connect.conftest import VENV_BIN, Home, connect_env, run_cli
 from tests.harness.waiting import wait_for
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """One relay-server for this module (each test uses its own group)."""
+    server = start_server(tmp_path_factory.mktemp("relay") / "data")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def relay_server(shared_server: RunningServer) -> RunningServer:
+    return shared_server
+
+
+@pytest.fixture
+def team() -> str:
+    return f"t-{uuid.uuid4().hex[:10]}"
 
 
 def _store_peer(server: RunningServer, key: str, group: str, name: str, kind: str) -> str:
@@ -31,10 +53,10 @@ def _relay(
 
 
 def test_groups_create_join_list_send_history_peers(
-    home: Home, relay_server: RunningServer
+    home: Home, relay_server: RunningServer, team: str
 ) -> None:
     created = _relay(
-        home, "--server", relay_server.url, "groups", "create", "ops",
+        home, "--server", relay_server.url, "groups", "create", team,
         RELAY_OPERATOR_TOKEN=relay_server.operator_token,
     )  # fmt: skip
     assert created.returncode == 0, created.stderr
@@ -42,42 +64,42 @@ def test_groups_create_join_list_send_history_peers(
     assert secret
 
     joined = _relay(
-        home, "--server", relay_server.url, "groups", "join", "ops", "--name", "ann",
+        home, "--server", relay_server.url, "groups", "join", team, "--name", "ann",
         "--profile", "ann", RELAY_JOIN_SECRET=secret,
     )  # fmt: skip
     assert joined.returncode == 0, joined.stderr
     assert "saved as profile 'ann'" in joined.stdout
-    _store_peer(relay_server, "%5", "ops", "bot", "claude-code")
+    _store_peer(relay_server, "%5", team, "bot", "claude-code")
 
-    sent = _relay(home, "--profile", "ann", "send", "ops", "deploy is green")
+    sent = _relay(home, "--profile", "ann", "send", team, "deploy is green")
     assert sent.returncode == 0, sent.stderr
-    assert "[ops #1] ann: deploy is green" in sent.stdout
-    dm = _relay(home, "--profile", "ann", "send", "ops", "--to", "bot", "-", stdin="psst\n")
+    assert f"[{team} #1] ann: deploy is green" in sent.stdout
+    dm = _relay(home, "--profile", "ann", "send", team, "--to", "bot", "-", stdin="psst\n")
     assert "ann -> bot: psst" in dm.stdout
 
-    history = _relay(home, "--profile", "ann", "history", "ops")
-    assert history.stdout.splitlines()[0] == "[ops #1] ann: deploy is green"
-    as_json = json.loads(_relay(home, "--profile", "ann", "history", "ops", "--json").stdout)
+    history = _relay(home, "--profile", "ann", "history", team)
+    assert history.stdout.splitlines()[0] == f"[{team} #1] ann: deploy is green"
+    as_json = json.loads(_relay(home, "--profile", "ann", "history", team, "--json").stdout)
     assert as_json[0]["from"] == "ann"
 
-    peers = _relay(home, "--profile", "ann", "peers", "--group", "ops").stdout
+    peers = _relay(home, "--profile", "ann", "peers", "--group", team).stdout
     assert "ann" in peers
     assert "bot" in peers
     assert "claude-code" in peers
 
     groups = _relay(home, "--pane", "%5", "groups", "list").stdout
-    assert groups.startswith("ops")
+    assert groups.startswith(team)
     assert "2 members" in groups
 
 
 def test_tail_follows_live_and_resumes_after_an_event_id(
-    home: Home, relay_server: RunningServer
+    home: Home, relay_server: RunningServer, team: str
 ) -> None:
-    _store_peer(relay_server, "watcher", "team", "watcher", "human")
-    poster = asyncio.run(make_peer(relay_server, "team", "poster"))
+    _store_peer(relay_server, "watcher", team, "watcher", "human")
+    poster = asyncio.run(make_peer(relay_server, team, "poster"))
     env = connect_env(home)
     tail = subprocess.Popen(
-        [str(VENV_BIN / "relay"), "--profile", "watcher", "tail", "team", "-n", "2", "--json"],
+        [str(VENV_BIN / "relay"), "--profile", "watcher", "tail", team, "-n", "2", "--json"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -87,11 +109,11 @@ def test_tail_follows_live_and_resumes_after_an_event_id(
 
         async def post(text: str) -> None:
             async with RelayClient(relay_server.url, poster) as client:
-                await client.send("team", text)
+                await client.send(team, text)
 
         async def watcher_online() -> bool:
             async with RelayClient(relay_server.url, poster) as client:
-                return any(p.name == "watcher" and p.online for p in await client.peers("team"))
+                return any(p.name == "watcher" and p.online for p in await client.peers(team))
 
         wait_for(lambda: asyncio.run(watcher_online()), 15, "tail's stream to open")
         asyncio.run(post("one"))
@@ -114,37 +136,37 @@ def test_tail_follows_live_and_resumes_after_an_event_id(
     assert resumed.stdout.strip().endswith("poster: two")
 
 
-def test_token_create_and_revoke(home: Home, relay_server: RunningServer) -> None:
-    _store_peer(relay_server, "%7", "team", "dev", "claude-code")
+def test_token_create_and_revoke(home: Home, relay_server: RunningServer, team: str) -> None:
+    _store_peer(relay_server, "%7", team, "dev", "claude-code")
 
     saved = _relay(home, "--pane", "%7", "token", "create", "--save-profile", "laptop")
     assert saved.returncode == 0, saved.stderr
     assert "saved as profile 'laptop'" in saved.stdout
     assert "relay_" not in saved.stdout  # saved, not printed
-    who = _relay(home, "--profile", "laptop", "send", "team", "from the laptop")
+    who = _relay(home, "--profile", "laptop", "send", team, "from the laptop")
     assert "dev: from the laptop" in who.stdout  # the same peer
 
     revoked = _relay(home, "--profile", "laptop", "token", "revoke")
     assert revoked.returncode == 0, revoked.stderr
     assert CredentialStore().get(relay_server.url, "laptop") is None
-    still = _relay(home, "--pane", "%7", "send", "team", "pane token still works")
+    still = _relay(home, "--pane", "%7", "send", team, "pane token still works")
     assert still.returncode == 0, still.stderr
 
     revoked_pane_token = CredentialStore().get(relay_server.url, "%7")
     assert revoked_pane_token is not None
     _relay(home, "--pane", "%7", "token", "revoke")
     CredentialStore().save(revoked_pane_token)  # keep the dead token around
-    refused = _relay(home, "--pane", "%7", "send", "team", "no")
+    refused = _relay(home, "--pane", "%7", "send", team, "no")
     assert refused.returncode == 1
     assert refused.stderr.startswith("relay: ")
     assert "401" in refused.stderr or "403" in refused.stderr
 
 
 def test_headers_helper_prints_each_panes_own_header(
-    home: Home, relay_server: RunningServer
+    home: Home, relay_server: RunningServer, team: str
 ) -> None:
-    token_a = _store_peer(relay_server, "%1", "team", "a", "claude-code")
-    token_b = _store_peer(relay_server, "%2", "team", "b", "claude-code")
+    token_a = _store_peer(relay_server, "%1", team, "a", "claude-code")
+    token_b = _store_peer(relay_server, "%2", team, "b", "claude-code")
 
     for pane, token in (("%1", token_a), ("%2", token_b)):
         result = _relay(home, "headers", "--server", relay_server.url, TMUX_PANE=pane)
@@ -163,9 +185,9 @@ def test_headers_helper_prints_each_panes_own_header(
 
 
 def test_hook_status_reports_for_the_pane_and_is_silent_elsewhere(
-    home: Home, relay_server: RunningServer
+    home: Home, relay_server: RunningServer, team: str
 ) -> None:
-    token = _store_peer(relay_server, "%3", "team", "worker", "claude-code")
+    token = _store_peer(relay_server, "%3", team, "worker", "claude-code")
 
     async def status() -> str:
         async with RelayClient(relay_server.url, token) as client:
@@ -185,9 +207,9 @@ def test_hook_status_reports_for_the_pane_and_is_silent_elsewhere(
 
 
 def test_run_passes_the_token_in_the_environment_only(
-    home: Home, relay_server: RunningServer
+    home: Home, relay_server: RunningServer, team: str
 ) -> None:
-    token = _store_peer(relay_server, "%6", "team", "cx", "codex")
+    token = _store_peer(relay_server, "%6", team, "cx", "codex")
     probe = "import os, sys; print(os.environ['RELAY_TOKEN'] == sys.argv[1][::-1])"
     result = _relay(
         home, "run", "--", "python3", "-c", probe, token[::-1], TMUX_PANE="%6"
@@ -196,8 +218,10 @@ def test_run_passes_the_token_in_the_environment_only(
     assert result.stdout.strip() == "True"
 
 
-def test_doctor_passes_for_a_connected_pane(home: Home, relay_server: RunningServer) -> None:
-    _store_peer(relay_server, "%2", "team", "api", "claude-code")
+def test_doctor_passes_for_a_connected_pane(
+    home: Home, relay_server: RunningServer, team: str
+) -> None:
+    _store_peer(relay_server, "%2", team, "api", "claude-code")
     relay_cmd = str(VENV_BIN / "relay")
     paths = claude.ClaudePaths(home.home)
     manifest = Manifest(CredentialStore().manifest_file)
@@ -212,21 +236,21 @@ def test_doctor_passes_for_a_connected_pane(home: Home, relay_server: RunningSer
 
     assert result.returncode == 0, result.stdout
     assert "FAIL" not in result.stdout
-    assert "valid: peer 'api' in team" in result.stdout
+    assert f"valid: peer 'api' in {team}" in result.stdout
     assert "UserPromptSubmit and Stop report status" in result.stdout
 
 
 @pytest.mark.parametrize("problem", ["unreachable", "bad-token", "no-config", "no-credentials"])
 def test_doctor_says_what_is_wrong_and_what_to_do(
-    home: Home, relay_server: RunningServer, problem: str
+    home: Home, relay_server: RunningServer, team: str, problem: str
 ) -> None:
-    token = _store_peer(relay_server, "%2", "team", "api", "claude-code")
+    token = _store_peer(relay_server, "%2", team, "api", "claude-code")
     server = relay_server.url
     if problem == "unreachable":
         server = "http://127.0.0.1:9"
-        CredentialStore().save(Credential(server, "%2", token, "api", "team", "claude-code"))
+        CredentialStore().save(Credential(server, "%2", token, "api", team, "claude-code"))
     elif problem == "bad-token":
-        CredentialStore().save(Credential(server, "%2", "relay_pt_bogus", "api", "team"))
+        CredentialStore().save(Credential(server, "%2", "relay_pt_bogus", "api", team))
     pane = "%8" if problem == "no-credentials" else "%2"
 
     result = _relay(home, "--server", server, "doctor", TMUX_PANE=pane)
@@ -244,8 +268,8 @@ def test_doctor_says_what_is_wrong_and_what_to_do(
     assert "[ok  ] tmux: installed" in result.stdout
 
 
-def test_doctor_checks_codex_config(home: Home, relay_server: RunningServer) -> None:
-    _store_peer(relay_server, "%4", "team", "cx", "codex")
+def test_doctor_checks_codex_config(home: Home, relay_server: RunningServer, team: str) -> None:
+    _store_peer(relay_server, "%4", team, "cx", "codex")
     missing = _relay(home, "doctor", TMUX_PANE="%4")
     assert missing.returncode == 1
     assert "no [mcp_servers.relay]" in missing.stdout

@@ -121,7 +121,7 @@ def run(argv: Sequence[str] | None = None, *, interactive: bool | None = None) -
     for done in results:
         where = f"sidebar {done.sidebar}" if done.sidebar else "no sidebar"
         print(f"{done.pane_id}: connected as {done.name!r} in group {done.group!r} ({where})")
-        if done.join_secret:
+        if done.join_secret and done is results[0]:
             print(
                 f"  group {done.group} created; its join secret (shown this once, share it "
                 f"privately): {done.join_secret}"

@@ -16,14 +16,12 @@ the local credentials. None of them ever takes a token on its command line.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
 from typing import NoReturn
 
-from relay.client import RelayClient, RelayError
 from relay.connect.codex import TOKEN_ENV
 from relay.connect.credentials import Credential, CredentialStore, normalise_server
 from relay.connect.errors import ConnectError, CredentialsMissing
@@ -54,6 +52,8 @@ def headers_json(store: CredentialStore, server_url: str, key: str) -> str:
 
 
 async def _post_status(cred: Credential, status: str) -> str | None:
+    from relay.client import RelayClient, RelayError  # only hooks pay for httpx
+
     try:
         async with RelayClient(cred.server, cred.token, timeout=HOOK_TIMEOUT_S) as client:
             await client.set_status(status)
@@ -67,6 +67,8 @@ def hook_status(store: CredentialStore, key: str, status: str) -> list[str]:
     creds = store.for_key(key)
     if not creds:
         return []
+
+    import asyncio
 
     async def report_all() -> list[str | None]:
         return list(await asyncio.gather(*(_post_status(c, status) for c in creds)))

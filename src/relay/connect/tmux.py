@@ -129,7 +129,10 @@ class Tmux:
         return self.run(*args, command)[0].strip()
 
     def new_window(self, cwd: str, session: str | None = None, name: str = "") -> str:
-        """A new window with a shell in `cwd`; its pane id."""
+        """A new window with a shell in `cwd` (a new `relay` session without a server)."""
+        if not self.panes():
+            args = ["new-session", "-d", "-s", session or "relay", "-P", "-F", "#{pane_id}"]
+            return self.run(*args, "-c", cwd)[0].strip()
         args = ["new-window", "-d", "-P", "-F", "#{pane_id}", "-c", cwd]
         if session:
             args += ["-t", f"{session}:"]
