@@ -61,8 +61,10 @@ def open_engine(kind: str, data_dir: Path, *, nats_url: str | None = None) -> En
 
         return SqliteEngine(data_dir / "relay.db")
     if kind == "nats":
-        raise EngineError(
-            "the nats engine is not available in this version of relay; "
-            "use --engine sqlite (the default) or --engine memory"
-        )
+        try:
+            from relay.server.engines.nats import DEFAULT_NATS_URL, NatsEngine
+        except ImportError as exc:
+            raise EngineError("the nats engine needs nats-py: pip install 'relay[nats]'") from exc
+
+        return NatsEngine(nats_url or DEFAULT_NATS_URL)
     raise EngineError(f"unknown engine {kind!r}; use sqlite, memory or nats")
