@@ -289,3 +289,48 @@ def test_commands_without_credentials_say_how_to_get_them(home: Home, tmp_path: 
     assert "no relay credentials for tmux pane %1" in result.stderr
     nothing = _relay(home, "peers")
     assert "no relay server known" in nothing.stderr
+
+
+def test_tail_resumes_across_a_server_restart(home: Home, tmp_path: Path) -> None:
+    server = start_server(tmp_path / "restart-data")
+    try:
+        _store_peer(server, "w", "live", "watcher", "human")
+        poster = asyncio.run(make_peer(server, "live", "poster"))
+
+        async def post(url: str, text: str) -> None:
+            async with RelayClient(url, poster) as client:
+                await client.send("live", text)
+
+        tail = subprocess.Popen(
+            [str(VENV_BIN / "relay"), "--profile", "w", "tail", "live", "-n", "2"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=connect_env(home),
+        )
+        try:
+            assert tail.stdout is not None
+
+            async def watching(url: str) -> bool:
+                async with RelayClient(url, poster) as client:
+                    return any(p.name == "watcher" and p.online for p in await client.peers("live"))
+
+            wait_for(lambda: asyncio.run(watching(server.url)), 15, "tail's stream to open")
+            asyncio.run(post(server.url, "before the restart"))
+            line = ""
+            while "before the restart" not in line:
+                line = tail.stdout.readline()
+                assert line, "tail ended early"
+            server.stop()
+            server = server.restart()
+            asyncio.run(post(server.url, "after the restart"))
+            out, err = tail.communicate(timeout=60)
+        finally:
+            if tail.poll() is None:
+                tail.kill()
+                tail.wait()
+        assert tail.returncode == 0, err
+        assert out.strip().endswith("poster: after the restart")
+        assert "before the restart" not in out  # resumed after it: no duplicate
+    finally:
+        server.stop()
