@@ -1,0 +1,108 @@
+"""relay-server with one extra MCP tool, `noop`, for the benchmark only.
+
+The app is built exactly as `relay-server` builds it (`create_app` over a
+`Relay` and the chosen engine); then the FastMCP server that `create_app` mounted
+at `/mcp` is found through the mount (fastmcp keeps it in the MCP app's
+`state.fastmcp_server`) and given a `noop` tool before uvicorn starts. A call to
+`noop` pays for everything on the MCP path (HTTP, the bearer-token gate, JSON-RPC,
+fastmcp's dispatch and result) except the relay operation itself, which is what
+`send_message` minus `noop` measures.
+
+    python -m bench.relay_with_noop --engine sqlite --data-dir DIR --port 0 --port-file F
+    python -m bench.relay_with_noop --bench-nodelay ...   # listening socket with proto TCP
+
+By default the listening socket is made by relay-server's own `_bind`, so the
+network path is the shipped one. `--bench-nodelay` (taken off before relay's own
+flags are parsed) makes it with `proto=IPPROTO_TCP` instead, which is what lets
+asyncio set TCP_NODELAY on every accepted connection: the one-line change this
+benchmark suggests for `relay.server.__main__._bind`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+from fastmcp import FastMCP
+from fastmcp.tools import ToolResult
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from relay.server.__main__ import _bind
+from relay.server.app import create_app
+from relay.server.auth import load_operator_token, write_private
+from relay.server.config import ServerConfig
+from relay.server.engines import open_engine
+from relay.server.relay import Relay
+
+__all__ = ["find_fastmcp", "main"]
+
+
+def find_fastmcp(app: Starlette) -> FastMCP:
+    """The FastMCP server mounted in relay's app (through the token gate)."""
+    for route in app.routes:
+        if not isinstance(route, Mount):
+            continue
+        inner: object = route.app
+        for _ in range(8):  # unwrap middleware-like wrappers, which keep the next app in `.app`
+            server = getattr(getattr(inner, "state", None), "fastmcp_server", None)
+            if isinstance(server, FastMCP):
+                return server
+            inner = getattr(inner, "app", None)
+            if inner is None:
+                break
+    raise LookupError("no FastMCP server mounted in the relay app")
+
+
+def add_noop(mcp: FastMCP) -> None:
+    @mcp.tool
+    async def noop() -> ToolResult:
+        """Does nothing (benchmark baseline)."""
+        return ToolResult(content="ok", structured_content={"ok": True})
+
+
+def _bind_tcp(host: str, port: int) -> socket.socket:
+    """relay-server's `_bind`, but with `proto=IPPROTO_TCP` (so asyncio sets TCP_NODELAY)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+async def serve(config: ServerConfig, *, nodelay: bool) -> None:
+    config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    token, _, _ = load_operator_token(config.data_dir, config.operator_token)
+    engine = open_engine(config.engine, config.data_dir, nats_url=config.nats_url)
+    relay = Relay(engine, config, operator_token=token)
+    app = create_app(relay)
+    add_noop(find_fastmcp(app))
+    sock = (_bind_tcp if nodelay else _bind)(config.host, config.port)
+    uv_config = uvicorn.Config(
+        app,
+        log_level=config.log_level,
+        access_log=False,
+        server_header=False,
+        lifespan="on",
+    )
+    if config.port_file is not None:
+        write_private(config.port_file, f"{sock.getsockname()[1]}\n")
+    await uvicorn.Server(uv_config).serve(sockets=[sock])
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    nodelay = "--bench-nodelay" in args
+    config = ServerConfig.from_args([a for a in args if a != "--bench-nodelay"])
+    logging.basicConfig(level=config.log_level.upper(), stream=sys.stderr)
+    asyncio.run(serve(config, nodelay=nodelay))
+
+
+if __name__ == "__main__":
+    main()
