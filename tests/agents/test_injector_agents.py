@@ -89,7 +89,7 @@ async def test_nothing_is_typed_into_a_humans_half_typed_text(
     session.type_text("half-typed by the human")
     wait_for(lambda: session.state() is PaneState.IDLE_TEXT, 10, "the half-typed text")
     injector.injector.arrival("carol", 3001)
-    await injector.readings_while("typing")
+    await injector.readings_while("input box")
     assert injector.pane.pastes == []
     assert "half-typed by the human" in session.capture()
     # The human sends their own text; then the prompt follows as a turn of its own.

@@ -35,8 +35,8 @@ from tests.harness.waiting import async_wait_for
 
 KIND = "claude-code"
 IDLE = PaneReading(PaneState.IDLE_EMPTY, KIND, "", "waiting for input")
-BUSY = PaneReading(PaneState.BUSY, KIND, "", "a turn is running (spinner)")
-DIALOG = PaneReading(PaneState.DIALOG, KIND, None, "a dialog is open (Do you want to proceed?)")
+BUSY = PaneReading(PaneState.BUSY, KIND, "", "turn running (spinner)")
+DIALOG = PaneReading(PaneState.DIALOG, KIND, None, "dialog open: Do you want to proceed?")
 UNKNOWN = PaneReading(PaneState.UNKNOWN, KIND, None, "no input box on the screen")
 SETTINGS = InjectorSettings(
     coalesce_s=1.0,
@@ -206,7 +206,7 @@ def test_tick_while_idle_does_nothing() -> None:
     ("reading", "why"),
     [
         (BUSY, "busy"),
-        (typed("half-typed by the human"), "typing"),
+        (typed("half-typed by the human"), "input box"),
         (DIALOG, "dialog"),
         (UNKNOWN, "can't read"),
     ],
@@ -256,7 +256,7 @@ def test_dnd_is_never_prompted() -> None:
     burst(m)
     assert m.tick(1.0) == []  # no reading even: nothing could be typed anyway
     assert phase(m) is Phase.WAITING
-    assert m.view.reason == "the agent is in do-not-disturb"
+    assert m.view.reason == "agent in do-not-disturb"
     assert m.wake_at is None
     assert not pastes(m.observed(IDLE, 2.0) + m.observed(IDLE, 3.0))
     # Back from dnd: the pane is read and the prompt goes in.
@@ -286,7 +286,7 @@ def test_hook_working_wins_over_an_idle_looking_pane_until_it_goes_stale() -> No
     now = to_waiting(m)
     while now < 10.9:  # idle readings from t=1 to t=10.5
         assert not pastes(m.observed(IDLE, now))
-        assert m.view.reason == "the agent is working (its hook says so)"
+        assert m.view.reason == "agent working (its hook says so)"
         now += 0.5
         m.tick(now)
     # 10 s (stale_working_s) of an idle pane: a turn interrupted with Esc never ran the

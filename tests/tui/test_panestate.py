@@ -203,7 +203,7 @@ def test_codex_dialog_is_recognised_from_the_screen_without_its_title() -> None:
     lines = lines_of(CAPTURES / "codex" / "d_permission_exec.txt")
     reading = read_pane(lines, title="proj", kind="codex")
     assert reading.state is DIALOG
-    assert reading.reason == "a dialog is open (Press enter to confirm or esc to cancel)"
+    assert reading.reason == "dialog open: Press enter to confirm or esc to cancel"
 
 
 def test_codex_composer_text_stops_at_the_blank_line() -> None:

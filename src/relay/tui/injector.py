@@ -397,9 +397,9 @@ class InjectorMachine:
     # ---- decisions ------------------------------------------------------------------------
     def _static_blocker(self) -> str | None:
         if self.settings.watch_only:
-            return "watch-only mode: the sidebar never types"
+            return "watch-only: never types"
         if self.status is AgentStatus.DND:
-            return "the agent is in do-not-disturb"
+            return "agent in do-not-disturb"
         return None
 
     def _blocker(self, reading: PaneReading, now: float) -> str | None:
@@ -408,11 +408,11 @@ class InjectorMachine:
         if static:
             return static
         if reading.state is PaneState.DIALOG:
-            return f"{reading.reason}; waiting for it to be answered"
+            return reading.reason
         if reading.state is PaneState.IDLE_TEXT:
-            return "someone is typing in the agent's input box"
+            return "text in the agent's input box"
         if reading.state is PaneState.BUSY:
-            return f"the agent is busy: {reading.reason}"
+            return f"agent busy: {reading.reason}"
         if reading.state is PaneState.UNKNOWN:
             return f"can't read the agent's pane: {reading.reason}"
         # The pane is idle and empty; the hook may still say `working`.
@@ -420,7 +420,7 @@ class InjectorMachine:
             if self._idle_since is None:
                 self._idle_since = now
             if now - self._idle_since < self.settings.stale_working_s:
-                return "the agent is working (its hook says so)"
+                return "agent working (its hook says so)"
         return None
 
     def _observed_waiting(self, reading: PaneReading, now: float) -> list[Command]:
@@ -451,7 +451,7 @@ class InjectorMachine:
             return [Wait(self._next_at)]
         self._safe_readings += 1
         if self._safe_readings < self.settings.settle_readings:
-            self.reason = "the agent looks idle; checking it stays so"
+            self.reason = "agent idle; checking it stays so"
             self._next_at = now + self.settings.poll_s
             return [Wait(self._next_at)]
         composed = self._compose()
@@ -481,12 +481,12 @@ class InjectorMachine:
         if reading.state is PaneState.DIALOG:
             # A dialog drops a paste; the Enter is what would answer it, so none is sent.
             self._owned_text = None
-            return self._retry_paste(now, f"{reading.reason}; waiting for it to be answered")
+            return self._retry_paste(now, reading.reason)
         if reading.state is PaneState.BUSY:
             # A turn started; if our text sits in the box it is sent once the agent is idle.
             if not holds_text(reading, text):
                 self._owned_text = None
-            return self._retry_paste(now, f"the agent is busy: {reading.reason}")
+            return self._retry_paste(now, f"agent busy: {reading.reason}")
         if now - attempt.pasted_at < self.settings.confirm_timeout_s:
             self._next_at = now + min(self.settings.poll_s, 0.2)
             return [Wait(self._next_at)]
@@ -516,7 +516,7 @@ class InjectorMachine:
         # Busy with our text still in the box: wait for the turn to end, then send it.
         self._attempt = None
         return self._to_waiting(
-            now, capture=False, reason="the agent became busy with the prompt still in its box"
+            now, capture=False, reason="agent busy with the prompt still in its box"
         )
 
     # ---- transitions ----------------------------------------------------------------------

@@ -168,7 +168,7 @@ def _read_claude(lines: list[str], title: str) -> PaneReading:
             if _CC_DIALOG.search(line) or _CC_MENU_CHOICE.match(line):
                 return PaneReading(PaneState.DIALOG, kind, None, _dialog_reason(line))
         if any(_CC_OVERLAY_RULE.match(line) for line in lines):
-            return PaneReading(PaneState.DIALOG, kind, None, "a menu is open")
+            return PaneReading(PaneState.DIALOG, kind, None, "dialog open: a menu")
         return PaneReading(PaneState.UNKNOWN, kind, None, "no input box on the screen")
     text, top, bottom = box
     footer = lines[bottom + 1 :]
@@ -211,16 +211,16 @@ def _claude_busy(
     lines: list[str], top: int, footer: list[str], title: str, text: str
 ) -> str | None:
     if _CC_BUSY_TITLE.match(title):
-        return "a turn is running (pane title)"
+        return "turn running (pane title)"
     if any("esc to interrupt" in line for line in footer):
-        return "a turn is running (esc to interrupt)"
+        return "turn running (esc to interrupt)"
     # The spinner sits just above the box, maybe with the effort line or a tip between.
     above = [line for line in lines[max(0, top - 6) : top] if not _BLANK.match(line)]
     for line in above[-4:]:
         if _CC_SPINNER.match(line):
-            return "a turn is running (spinner)"
+            return "turn running (spinner)"
     if text == _CC_QUEUED:
-        return "a turn is running (a message is queued)"
+        return "turn running (a message is queued)"
     return None
 
 
@@ -228,21 +228,19 @@ def _claude_busy(
 def _read_codex(lines: list[str], title: str | None, styled: list[str] | None) -> PaneReading:
     kind = "codex"
     if title and _CX_DIALOG_TITLE.search(title):
-        return PaneReading(
-            PaneState.DIALOG, kind, None, "a dialog is open (the pane title says Action Required)"
-        )
+        return PaneReading(PaneState.DIALOG, kind, None, "dialog open: Action Required")
     idx = next((i for i in range(len(lines) - 1, -1, -1) if lines[i].startswith(_CX_PROMPT)), None)
     if idx is None:
         for line in lines[-15:]:
             if _CX_DIALOG.search(line):
                 return PaneReading(PaneState.DIALOG, kind, None, _dialog_reason(line))
-        return PaneReading(PaneState.UNKNOWN, kind, None, "no composer on the screen")
+        return PaneReading(PaneState.UNKNOWN, kind, None, "no input box on the screen")
     # An approval or selection overlay puts a "› 1. …" menu where the composer was.
     for line in lines[max(0, idx - 8) :]:
         if _CX_DIALOG.search(line):
             return PaneReading(PaneState.DIALOG, kind, None, _dialog_reason(line))
     if _CX_MENU_CHOICE.match(lines[idx]):
-        return PaneReading(PaneState.DIALOG, kind, None, "a choice is waiting for an answer")
+        return PaneReading(PaneState.DIALOG, kind, None, "dialog open: a choice")
     composer: list[str] = [lines[idx][len(_CX_PROMPT) :].removeprefix(" ")]
     end = idx + 1
     while end < len(lines) and not _BLANK.match(lines[end]):
@@ -254,12 +252,12 @@ def _read_codex(lines: list[str], title: str | None, styled: list[str] | None) -
     if _codex_placeholder(lines, idx, styled, footer, text):
         text = ""
     if title and _CX_BUSY_TITLE.match(title):
-        return PaneReading(PaneState.BUSY, kind, text, "a turn is running (pane title)")
+        return PaneReading(PaneState.BUSY, kind, text, "turn running (pane title)")
     above = lines[max(0, idx - 3) : idx]
     if any(_CX_BUSY_TEXT.search(line) for line in above + footer):
-        return PaneReading(PaneState.BUSY, kind, text, "a turn is running (esc to interrupt)")
+        return PaneReading(PaneState.BUSY, kind, text, "turn running (esc to interrupt)")
     if text:
-        return PaneReading(PaneState.IDLE_TEXT, kind, text, "text in the composer")
+        return PaneReading(PaneState.IDLE_TEXT, kind, text, "text in the input box")
     return PaneReading(PaneState.IDLE_EMPTY, kind, "", "waiting for input")
 
 
@@ -283,4 +281,4 @@ def _dialog_reason(line: str) -> str:
     snippet = line.strip()
     if len(snippet) > 60:
         snippet = snippet[:57] + "..."
-    return f"a dialog is open ({snippet})"
+    return f"dialog open: {snippet}"
