@@ -27,7 +27,7 @@ from tests.deploy.conftest import Proxy, ProxyLauncher, Relays, join_peers, wait
 SAMPLES = 20
 ADDED_LATENCY_MEDIAN_S = 0.010
 """How much later than on the direct path an event may typically arrive via the proxy."""
-ADDED_LATENCY_MAX_S = 0.250
+ADDED_LATENCY_MAX_S = 1.0
 """...and at worst (a loaded 2-core CI box); a buffering proxy holds frames for seconds."""
 
 
