@@ -3,8 +3,10 @@
 What a user would notice: events that arrive late through the proxy (a buffering
 proxy holds small SSE frames back), and events lost or repeated when the proxy
 reloads (`systemctl reload caddy|nginx` cuts or moves the stream; the client must
-resume with Last-Event-ID). Caddy runs plain HTTP on a loopback port (no ACME here);
-nginx runs its TLS server block with a throwaway certificate.
+resume with Last-Event-ID), bearer tokens in the proxy's access log, and forwarding
+headers believed from anyone but the configured proxy. Caddy runs plain HTTP on a
+loopback port (no ACME here); nginx runs its TLS server block with a throwaway
+certificate.
 """
 
 from __future__ import annotations
@@ -178,3 +180,37 @@ async def test_client_resumes_without_loss_after_the_proxy_reloads(
     assert texts == sent, "a message was lost or repeated across the reload"
     assert ids == sorted(set(ids)), "event ids went backwards or repeated"
     assert any(s.state == "reconnecting" for s in states)
+
+
+async def _mcp_redirect(base: str, token: str, proxy: Proxy | None, **headers: str) -> str:
+    """Where the relay redirects `/mcp/` to: it builds the URL from the scheme it
+    believes, so this shows whether X-Forwarded-Proto was trusted."""
+    http = (
+        proxy.http(token)
+        if proxy
+        else httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"})
+    )
+    async with http:
+        response = await http.get("/mcp/", headers=headers, follow_redirects=False)
+    assert response.status_code in (301, 302, 307, 308), response.text
+    return response.headers["location"]
+
+
+async def test_forwarded_headers_are_believed_only_from_trusted_proxies(
+    relays: Relays, proxies: ProxyLauncher
+) -> None:
+    # Behind nginx's TLS server, with nginx's address trusted: the relay knows the
+    # client used https (what it puts in any URL it hands out).
+    trusting = relays.start("--trusted-proxies", "127.0.0.1,::1")
+    proxy = proxies.nginx(trusting.port)
+    _, tokens = await join_peers(trusting, ["alice"])
+    location = await _mcp_redirect(proxy.url, tokens["alice"], proxy)
+    assert location.startswith("https://"), location
+
+    # A relay that trusts some other proxy ignores the same header from this client.
+    wary = relays.start("--trusted-proxies", "192.0.2.0/24")
+    _, tokens = await join_peers(wary, ["mallory"])
+    forged = await _mcp_redirect(
+        wary.url, tokens["mallory"], None, **{"X-Forwarded-Proto": "https"}
+    )
+    assert forged.startswith("http://"), f"a forged X-Forwarded-Proto was believed: {forged}"
