@@ -71,8 +71,11 @@ async def open_stream(
                 stream.status = source.response.status_code
                 connected.set()
                 async for sse in source.aiter_sse():
-                    data = json.loads(sse.data) if sse.data else {}
-                    await stream.queue.put(Received(int(sse.id), sse.event, data))
+                    if not sse.data:
+                        # httpx-sse turns the blank line after a ping comment into an
+                        # empty "message" carrying the last id; it is not an event.
+                        continue
+                    await stream.queue.put(Received(int(sse.id), sse.event, json.loads(sse.data)))
         except httpx.HTTPError:
             pass
         finally:
