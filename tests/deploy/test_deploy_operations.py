@@ -109,3 +109,10 @@ async def test_rotating_the_operator_token_by_deleting_its_file(relays: Relays) 
     assert new.status_code == 200
     async with RelayClient(again.url, tokens["alice"]) as alice:  # peers are unaffected
         assert (await alice.whoami()).name == "alice"
+
+
+def test_every_deploy_file_the_guide_names_exists() -> None:
+    named = set(re.findall(r"(?<![\w/])deploy/[\w./-]*\w", GUIDE.read_text()))
+    assert named, "the guide names no deploy files"
+    missing = sorted(p for p in named if not (REPO / p).exists())
+    assert not missing, f"docs/deploy.md names files that do not exist: {missing}"
