@@ -3,22 +3,42 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import RunningServer, make_peer, start_server
 from tests.server.stream_helpers import Received, open_stream, send
 
+_groups = itertools.count()
 
-async def test_events_arrive_in_order_with_increasing_ids(relay_server: RunningServer) -> None:
-    url = relay_server.url
-    alice = await make_peer(relay_server, "g", "alice")
-    bob = await make_peer(relay_server, "g", "bob")
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """One server for the tests that need no special flags; each test has its own group."""
+    running = start_server(tmp_path_factory.mktemp("relay") / "data")
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def group() -> str:
+    return f"ev{next(_groups)}"
+
+
+async def test_events_arrive_in_order_with_increasing_ids(
+    shared: RunningServer, group: str
+) -> None:
+    url = shared.url
+    alice = await make_peer(shared, group, "alice")
+    bob = await make_peer(shared, group, "bob")
     async with open_stream(url, bob) as stream:
         assert stream.status == 200
         for n in range(20):
-            await send(url, alice, "g", f"n{n}")
+            await send(url, alice, group, f"n{n}")
         got = await stream.messages(20)
     assert [e.data["text"] for e in got] == [f"n{n}" for n in range(20)]
     assert [e.data["seq"] for e in got] == list(range(1, 21))
@@ -29,24 +49,25 @@ async def test_events_arrive_in_order_with_increasing_ids(relay_server: RunningS
 
 
 async def test_resume_gives_exactly_the_missed_events_then_live_ones(
-    relay_server: RunningServer,
+    shared: RunningServer,
+    group: str,
 ) -> None:
-    url = relay_server.url
-    alice = await make_peer(relay_server, "g", "alice")
-    bob = await make_peer(relay_server, "g", "bob")
+    url = shared.url
+    alice = await make_peer(shared, group, "alice")
+    bob = await make_peer(shared, group, "bob")
     async with open_stream(url, bob) as witness:
         # `witness` stays connected throughout and sees every event of bob's.
         async with open_stream(url, bob) as first:
             for n in range(3):
-                await send(url, alice, "g", f"before{n}")
+                await send(url, alice, group, f"before{n}")
             seen = await first.messages(3)
         last_id = seen[-1].id
         for n in range(5):
-            await send(url, alice, "g", f"missed{n}")
-        await send(url, alice, "g", "dm while away", to=["bob"])
+            await send(url, alice, group, f"missed{n}")
+        await send(url, alice, group, "dm while away", to=["bob"])
         async with open_stream(url, bob, last_event_id=last_id) as resumed:
             missed = await resumed.messages(6)
-            await send(url, alice, "g", "live after resume")
+            await send(url, alice, group, "live after resume")
             live = await resumed.messages(1)
             everything: list[Received] = []
             while (
@@ -65,12 +86,14 @@ async def test_resume_gives_exactly_the_missed_events_then_live_ones(
         assert [e.id for e in [*missed, *live]] == expected
 
 
-async def test_resume_replays_presence_and_status_events_too(relay_server: RunningServer) -> None:
-    url = relay_server.url
-    alice = await make_peer(relay_server, "g", "alice")
-    bob = await make_peer(relay_server, "g", "bob")
+async def test_resume_replays_presence_and_status_events_too(
+    shared: RunningServer, group: str
+) -> None:
+    url = shared.url
+    alice = await make_peer(shared, group, "alice")
+    bob = await make_peer(shared, group, "bob")
     async with open_stream(url, bob) as stream:
-        await send(url, alice, "g", "mark")
+        await send(url, alice, group, "mark")
         mark = (await stream.messages(1))[0]
     async with httpx.AsyncClient(base_url=url) as http:
         response = await http.post(
@@ -84,14 +107,16 @@ async def test_resume_replays_presence_and_status_events_too(relay_server: Runni
     assert status.data["status"] in ("dnd", "offline")
 
 
-async def test_two_streams_of_one_peer_both_get_every_event(relay_server: RunningServer) -> None:
-    url = relay_server.url
-    alice = await make_peer(relay_server, "g", "alice")
-    bob = await make_peer(relay_server, "g", "bob")
+async def test_two_streams_of_one_peer_both_get_every_event(
+    shared: RunningServer, group: str
+) -> None:
+    url = shared.url
+    alice = await make_peer(shared, group, "alice")
+    bob = await make_peer(shared, group, "bob")
     async with open_stream(url, bob) as one, open_stream(url, bob) as two:
         for n in range(5):
-            await send(url, alice, "g", f"x{n}")
-        await send(url, alice, "g", "private", to=["bob"])
+            await send(url, alice, group, f"x{n}")
+        await send(url, alice, group, "private", to=["bob"])
         a = await one.messages(6)
         b = await two.messages(6)
     assert [(e.id, e.type, e.data["text"]) for e in a] == [
@@ -100,13 +125,14 @@ async def test_two_streams_of_one_peer_both_get_every_event(relay_server: Runnin
 
 
 async def test_read_event_tells_every_sidebar_the_cursor_moved(
-    relay_server: RunningServer,
+    shared: RunningServer,
+    group: str,
 ) -> None:
-    url = relay_server.url
-    alice = await make_peer(relay_server, "g", "alice")
-    bob = await make_peer(relay_server, "g", "bob")
+    url = shared.url
+    alice = await make_peer(shared, group, "alice")
+    bob = await make_peer(shared, group, "bob")
     async with open_stream(url, bob) as stream:
-        await send(url, alice, "g", "read me")
+        await send(url, alice, group, "read me")
         message = (await stream.messages(1))[0]
         from tests.server.mcp_helpers import agent
 
@@ -116,12 +142,14 @@ async def test_read_event_tells_every_sidebar_the_cursor_moved(
     assert read.data == {"upto": message.id, "unread": 0}
 
 
-async def test_own_posts_are_on_the_stream_but_never_unread(relay_server: RunningServer) -> None:
-    url = relay_server.url
-    alice = await make_peer(relay_server, "g", "alice")
-    await make_peer(relay_server, "g", "bob")
+async def test_own_posts_are_on_the_stream_but_never_unread(
+    shared: RunningServer, group: str
+) -> None:
+    url = shared.url
+    alice = await make_peer(shared, group, "alice")
+    await make_peer(shared, group, "bob")
     async with open_stream(url, alice) as stream:
-        await send(url, alice, "g", "my own post")
+        await send(url, alice, group, "my own post")
         own = (await stream.messages(1))[0]
     assert own.data["from"] == "alice"
     async with httpx.AsyncClient(base_url=url) as http:
@@ -151,9 +179,9 @@ async def test_ping_comments_keep_an_idle_stream_alive(tmp_path: Path) -> None:
         server.stop()
 
 
-async def test_bad_last_event_id_is_a_clear_400(relay_server: RunningServer) -> None:
-    token = await make_peer(relay_server, "g", "alice")
-    async with httpx.AsyncClient(base_url=relay_server.url) as http:
+async def test_bad_last_event_id_is_a_clear_400(shared: RunningServer, group: str) -> None:
+    token = await make_peer(shared, group, "alice")
+    async with httpx.AsyncClient(base_url=shared.url) as http:
         response = await http.get(
             "/v1/events", headers={"Authorization": f"Bearer {token}", "Last-Event-ID": "abc"}
         )
