@@ -7,7 +7,8 @@
     ├── NotFound              404 no such group, peer or message (as far as you may know)
     ├── Conflict              409 the name is taken, the group exists
     ├── TooLarge              413 a message or body over the limit
-    └── RateLimited           429 too many sends; `retry_after` seconds
+    ├── RateLimited           429 too many sends; `retry_after` seconds
+    └── Unavailable           503 the relay is shutting down; retry (elsewhere) shortly
 
 The HTTP layer turns them into `{"error": {"code", "message"}}`; the MCP layer into
 tool errors with the same message. Anything else is a bug in relay, logged with
@@ -27,6 +28,7 @@ __all__ = [
     "RelayServerError",
     "TooLarge",
     "Unauthorized",
+    "Unavailable",
 ]
 
 
@@ -82,3 +84,8 @@ class RateLimited(RelayServerError):
     def __init__(self, message: str, *, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class Unavailable(RelayServerError):
+    status = 503
+    default_code = "unavailable"

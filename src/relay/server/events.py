@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from relay.server.auth import bearer_token
-from relay.server.errors import BadRequest, RelayServerError
+from relay.server.errors import BadRequest, RelayServerError, Unavailable
 from relay.server.hub import Subscription, encode_frame
 from relay.server.relay import Relay
 from relay.server.routes import error_response
@@ -79,7 +79,7 @@ async def events_endpoint(request: Request) -> Response:
     except RelayServerError as exc:
         return error_response(exc)
     if relay.closing:
-        return error_response(RelayServerError("the relay is shutting down", code="closing"))
+        return error_response(Unavailable("the relay is shutting down; reconnect in a moment"))
 
     notice: bytes | None = None
     backlog = []

@@ -47,6 +47,7 @@ from relay.server.errors import (
     RelayServerError,
     TooLarge,
     Unauthorized,
+    Unavailable,
 )
 from relay.server.hub import Hub
 from relay.server.metrics import Metrics
@@ -169,6 +170,7 @@ class Relay:
         self._last_seen: dict[str, float] = {}
         self._buckets: dict[str, TokenBucket] = {}
         self._applier: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
         self._closing = False
 
     # -- lifecycle ------------------------------------------------------------------
@@ -248,7 +250,7 @@ class Relay:
 
     async def _commit(self, record: Record) -> Applied:
         if self._closing:
-            raise RelayServerError("the relay is shutting down; retry in a moment", code="closing")
+            raise Unavailable("the relay is shutting down; retry in a moment")
         started = time.perf_counter()
         log_id = await self.engine.append(encode(record))
         self.metrics.observe_append(time.perf_counter() - started)
@@ -303,7 +305,8 @@ class Relay:
             return
         record = PeerUpdated(peer_id, {"online": live}, self.clock())
         task = asyncio.get_running_loop().create_task(self._commit_quietly(record))
-        task.add_done_callback(lambda t: None)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _commit_quietly(self, record: Record) -> None:
         with contextlib.suppress(RelayServerError):

@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from relay.server.auth import bearer_token
-from relay.server.errors import BadRequest, RateLimited, RelayServerError, TooLarge
+from relay.server.errors import BadRequest, Forbidden, RateLimited, RelayServerError, TooLarge
 from relay.server.relay import Caller, Relay
 
 __all__ = ["error_response", "routes"]
@@ -110,7 +110,7 @@ async def healthz(request: Request) -> Response:
 async def metrics(request: Request) -> Response:
     caller = _caller(request)
     if not caller.operator:
-        return error_response(RelayServerError("metrics need the operator token", code="forbidden"))
+        raise Forbidden("/metrics needs the operator token")
     relay = _relay(request)
     text = relay.metrics.render(
         open_streams=relay.hub.stream_count,
