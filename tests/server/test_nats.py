@@ -140,6 +140,43 @@ async def test_two_engines_on_one_stream_follow_the_same_log(
         await second.close()
 
 
+async def test_a_nats_restart_loses_and_repeats_nothing(tmp_path: Path) -> None:
+    server = start_nats(tmp_path / "nats")
+    engine = NatsEngine(server.url)
+    try:
+        await engine.open()
+        got: list[tuple[int, bytes]] = []
+        three, six = asyncio.Event(), asyncio.Event()
+
+        async def follow() -> None:
+            async for batch in engine.follow(0):
+                got.extend(batch)
+                if len(got) >= 3:
+                    three.set()
+                if len(got) >= 6:
+                    six.set()
+
+        follower = asyncio.create_task(follow())
+        before = [await engine.append(f"before{n}".encode()) for n in range(3)]
+        await asyncio.wait_for(three.wait(), 10)
+        server.stop()
+        # An append while NATS is down waits for it (bounded), then lands once.
+        during = asyncio.create_task(engine.append(b"during"))
+        server = server.restart()
+        after = [await engine.append(f"after{n}".encode()) for n in range(2)]
+        await asyncio.wait_for(six.wait(), 20)
+        acked = dict(zip([f"before{n}" for n in range(3)], before, strict=True))
+        acked.update({"during": await during, "after0": after[0], "after1": after[1]})
+        # Each record once, under the id its append returned, ids without a gap.
+        assert [log_id for log_id, _ in got] == [1, 2, 3, 4, 5, 6]
+        assert {body.decode(): log_id for log_id, body in got} == acked
+        await engine.close()
+        await asyncio.wait_for(follower, 5)  # closing ends the follower
+    finally:
+        await engine.close()
+        server.stop()
+
+
 async def test_unreachable_nats_says_how_to_fix_it_without_leaking_the_password() -> None:
     port = _free_port()
     engine = NatsEngine(f"nats://relay:s3cret-pw@127.0.0.1:{port}", connect_timeout=1)

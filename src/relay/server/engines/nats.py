@@ -57,10 +57,12 @@ DEFAULT_NATS_URL: Final = "nats://127.0.0.1:4222"
 CONNECT_TIMEOUT_S: Final = 5.0
 """How long `open` tries to reach NATS before giving up."""
 REQUEST_TIMEOUT_S: Final = 5.0
-"""One JetStream API request or one publish attempt."""
+"""One JetStream API request (stream info, consumer create)."""
+PUBLISH_ATTEMPT_S: Final = 2.0
+"""One publish attempt; an unanswered one is retried with the same message id."""
 APPEND_TIMEOUT_S: Final = 15.0
 """How long `append` keeps retrying (NATS restarting, a leader election) before failing."""
-HEARTBEAT_S: Final = 2.0
+HEARTBEAT_S: Final = 1.0
 """Idle heartbeat of the consumers; two missed ones recreate the consumer."""
 REPLAY_IDLE_S: Final = 30.0
 """`replay` fails when the stream delivers nothing for this long while records remain."""
@@ -279,7 +281,7 @@ class NatsEngine:
                 ack = await js.publish(
                     self.subject,
                     record,
-                    timeout=REQUEST_TIMEOUT_S,
+                    timeout=PUBLISH_ATTEMPT_S,
                     stream=self.stream,
                     headers=dict(headers),
                 )
