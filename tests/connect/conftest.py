@@ -117,8 +117,11 @@ class Lab:
         return self.run("capture-pane", "-p", "-t", pane)
 
     def turns(self, pane: str) -> list[str]:
-        lines = self.logs[pane].read_text().splitlines()
-        return [json.loads(line)["text"] for line in lines]
+        records = [json.loads(line) for line in self.logs[pane].read_text().splitlines()]
+        return [r["text"] for r in records if "text" in r]
+
+    def records(self, pane: str) -> list[dict[str, str]]:
+        return [json.loads(line) for line in self.logs[pane].read_text().splitlines()]
 
     def window_panes(self, pane: str) -> list[str]:
         return self.run("list-panes", "-t", pane, "-F", "#{pane_id}").split()

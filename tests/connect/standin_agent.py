@@ -12,6 +12,7 @@ and echoes it above the box, as Claude Code does. Ctrl-C quits.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -40,6 +41,11 @@ def main() -> None:
     args = sys.argv[1:]
     codex = args[:1] == ["--codex"]
     log = args[-1]
+    token = os.environ.get("RELAY_TOKEN")
+    if token:  # started by `relay run`: record that the token arrived (its hash only)
+        with open(log, "a", encoding="utf-8") as handle:
+            digest = hashlib.sha256(token.encode()).hexdigest()
+            handle.write(json.dumps({"env_token_sha256": digest}) + "\n")
     fd = sys.stdin.fileno()
     saved = termios.tcgetattr(fd)
     tty.setraw(fd)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import json
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from relay.client import RelayClient
-from relay.connect import claude
+from relay.connect import claude, cli
 from relay.connect.configfiles import ConfigFile, Manifest, merge
 from relay.connect.credentials import Credential, CredentialStore
 from tests.conftest import RunningServer, make_peer, start_server
@@ -49,6 +52,28 @@ def _store_peer(server: RunningServer, key: str, group: str, name: str, kind: st
 def _relay(
     home: Home, *args: str, stdin: str | None = None, **env: str
 ) -> subprocess.CompletedProcess[str]:
+    """`relay ARGS` in this process (fast): `main()` with argv, environment and stdin set."""
+    out, err = io.StringIO(), io.StringIO()
+    code: int | str | None = 0
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        patch.setattr(sys, "argv", ["relay", *args])
+        patch.setattr(sys, "stdin", io.StringIO(stdin or ""))
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                cli.main()
+            except SystemExit as exc:
+                code = exc.code
+    return subprocess.CompletedProcess(
+        ["relay", *args], int(code or 0), out.getvalue(), err.getvalue()
+    )
+
+
+def _relay_process(
+    home: Home, *args: str, stdin: str | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """`relay ARGS` as the console script, as an agent runs it."""
     return run_cli(["relay", *args], connect_env(home, **env), stdin=stdin)
 
 
@@ -169,17 +194,17 @@ def test_headers_helper_prints_each_panes_own_header(
     token_b = _store_peer(relay_server, "%2", team, "b", "claude-code")
 
     for pane, token in (("%1", token_a), ("%2", token_b)):
-        result = _relay(home, "headers", "--server", relay_server.url, TMUX_PANE=pane)
+        result = _relay_process(home, "headers", "--server", relay_server.url, TMUX_PANE=pane)
         assert result.returncode == 0, result.stderr
         assert json.loads(result.stdout) == {"Authorization": f"Bearer {token}"}
 
-    unknown = _relay(home, "headers", "--server", relay_server.url, TMUX_PANE="%9")
+    unknown = _relay_process(home, "headers", "--server", relay_server.url, TMUX_PANE="%9")
     assert unknown.returncode == 1
     assert unknown.stdout == ""
     assert "no relay credentials for tmux pane %9" in unknown.stderr
     assert "relay-connect" in unknown.stderr
 
-    outside = _relay(home, "headers", "--server", relay_server.url)
+    outside = _relay_process(home, "headers", "--server", relay_server.url)
     assert outside.returncode == 1
     assert "TMUX_PANE is unset" in outside.stderr
 
@@ -193,14 +218,14 @@ def test_hook_status_reports_for_the_pane_and_is_silent_elsewhere(
         async with RelayClient(relay_server.url, token) as client:
             return (await client.whoami()).status
 
-    working = _relay(home, "hook-status", "working", TMUX_PANE="%3")
+    working = _relay_process(home, "hook-status", "working", TMUX_PANE="%3")
     assert working.returncode == 0
     assert working.stdout == ""  # a UserPromptSubmit hook's stdout would join the prompt
     assert asyncio.run(status()) == "working"
-    assert _relay(home, "hook-status", "idle", TMUX_PANE="%3").returncode == 0
+    assert _relay_process(home, "hook-status", "idle", TMUX_PANE="%3").returncode == 0
     assert asyncio.run(status()) == "idle"
 
-    elsewhere = _relay(home, "hook-status", "working", TMUX_PANE="%44")
+    elsewhere = _relay_process(home, "hook-status", "working", TMUX_PANE="%44")
     assert elsewhere.returncode == 0
     assert elsewhere.stdout == ""
     assert elsewhere.stderr == ""
@@ -211,7 +236,7 @@ def test_run_passes_the_token_in_the_environment_only(
 ) -> None:
     token = _store_peer(relay_server, "%6", team, "cx", "codex")
     probe = "import os, sys; print(os.environ['RELAY_TOKEN'] == sys.argv[1][::-1])"
-    result = _relay(
+    result = _relay_process(
         home, "run", "--", "python3", "-c", probe, token[::-1], TMUX_PANE="%6"
     )  # the probe gets the token reversed, so the test itself keeps it off the argv
     assert result.returncode == 0, result.stderr

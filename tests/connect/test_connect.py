@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import stat
 from pathlib import Path
@@ -176,3 +177,26 @@ def test_new_starts_an_agent_in_a_fresh_window_and_uninstall_cleans_up(
     assert removed.returncode == 0
     assert not (home.home / ".claude.json").exists()  # relay-connect had created both
     assert not (home.home / ".claude" / "settings.json").exists()
+
+
+def test_new_codex_is_started_with_its_token_in_the_environment(
+    home: Home, lab: Lab, relay_server: RunningServer
+) -> None:
+    repo = git_repo(lab.root / "cx", "main")
+    log = lab.root / "cx-turns.jsonl"
+    log.touch()
+    code, out, err = _connect(
+        home, lab, "--server", relay_server.url, "--group", "team", "--new", "--agent", "codex",
+        "--cwd", str(repo), "--agent-command", lab.standin_command("codex", log),
+        "--no-sidebar", "--yes", RELAY_OPERATOR_TOKEN=relay_server.operator_token,
+    )  # fmt: skip
+    assert code == 0, err
+    pane = out.split(":", 1)[0].strip()
+    lab.logs[pane] = log
+    token = load_token(relay_server.url, pane)
+    assert token
+    expected = hashlib.sha256(token.encode()).hexdigest()
+    wait_for(lambda: lab.records(pane), 15, "the stand-in Codex to start")
+    assert lab.records(pane)[0] == {"env_token_sha256": expected}
+    assert token not in lab.pane_command(pane)  # never on a command line
+    assert "[mcp_servers.relay]" in (home.home / ".codex" / "config.toml").read_text()

@@ -218,7 +218,7 @@ class Connector:
     def _start_agent(self, choice: PaneChoice, pane_id: str) -> None:
         if choice.kind == "codex":
             base = self.agent_command or "codex"
-            command = f"{self.relay_cmd} run --pane {shlex.quote(pane_id)} -- {base}"
+            command = f"{self.relay_cmd} --pane {shlex.quote(pane_id)} run -- {base}"
         else:
             command = self.agent_command or "claude"
         self.tmux.respawn(pane_id, command, choice.cwd, self._passthrough_env())
