@@ -15,19 +15,25 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from relay.client import RelayClient
 from relay.connect.credentials import load_token
+from relay.tui.panestate import PaneState, read_pane
 from tests.conftest import RunningServer, make_peer
 from tests.connect.conftest import VENV_BIN, Home, Lab, connect_env, git_repo, run_cli
 from tests.harness.agents import CLAUDE_VERSION, FAKE_ANTHROPIC_KEY, agent_binary
 from tests.harness.fake_anthropic import FakeAnthropic
+from tests.harness.fake_api import FakeModelServer
+from tests.harness.fake_openai import FakeOpenAI
 from tests.harness.waiting import wait_for
 
 pytestmark = [pytest.mark.agents, pytest.mark.timeout(120)]
@@ -149,29 +155,71 @@ def test_codex_mcp_list_shows_the_relay(home: Home, lab: Lab, relay_server: Runn
     assert (codex_home / "config.toml").read_text().startswith('model = "gpt-fake"\n')
 
 
+class RecordingApi:
+    """A fake model API that also records the names of the tools each request offers."""
+
+    def __init__(self, base: type[FakeModelServer]) -> None:
+        seen: list[str] = []
+        parent: Any = base.handler
+
+        class Handler(parent):  # type: ignore[misc]
+            def read_json(self) -> Any:
+                body = super().read_json()
+                # MCP tools appear as `mcp__relay__register` (Claude Code lists deferred
+                # tools by name) or a `mcp__relay` namespace holding `register` (Codex).
+                text = json.dumps(body)
+                seen.extend(re.findall(r"mcp__relay\w*", text))
+                if '"mcp__relay"' in text and '"register"' in text:
+                    seen.append("mcp__relay/register")
+                return body
+
+        self.tools_seen = seen
+        self.server: FakeModelServer = type(
+            f"Recording{base.__name__}", (base,), {"handler": Handler}
+        )()
+
+
 @pytest.fixture
-def fake_anthropic() -> Iterator[FakeAnthropic]:
-    api = FakeAnthropic()
-    with api:
+def recording_api(request: pytest.FixtureRequest) -> Iterator[RecordingApi]:
+    api = RecordingApi(FakeAnthropic if request.param == "claude-code" else FakeOpenAI)
+    with api.server:
         yield api
 
 
-def test_new_real_claude_gets_the_registration_prompt_as_a_user_turn(
-    home: Home, relay_server: RunningServer, fake_anthropic: FakeAnthropic, tmp_path: Path
-) -> None:
-    claude = _binary("claude-code")
-    project = git_repo(tmp_path / "proj", "main")
-    _seed_claude(home.home, project)
-    env = connect_env(
-        home,
-        ANTHROPIC_BASE_URL=fake_anthropic.url,
-        ANTHROPIC_API_KEY=FAKE_ANTHROPIC_KEY,
-        DISABLE_AUTOUPDATER="1",
-        DISABLE_TELEMETRY="1",
-        DISABLE_ERROR_REPORTING="1",
-        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
-        CLAUDE_CODE_DISABLE_OFFICIAL_MARKETPLACE_AUTOINSTALL="1",
+def _agent_env(home: Home, kind: str, api_url: str, project: Path) -> dict[str, str]:
+    if kind == "claude-code":
+        _seed_claude(home.home, project)
+        return connect_env(
+            home,
+            ANTHROPIC_BASE_URL=api_url,
+            ANTHROPIC_API_KEY=FAKE_ANTHROPIC_KEY,
+            DISABLE_AUTOUPDATER="1",
+            DISABLE_TELEMETRY="1",
+            DISABLE_ERROR_REPORTING="1",
+            CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
+            CLAUDE_CODE_DISABLE_OFFICIAL_MARKETPLACE_AUTOINSTALL="1",
+        )
+    codex_home = home.home / ".codex"
+    codex_home.mkdir(parents=True, exist_ok=True)
+    (codex_home / "config.toml").write_text(
+        'model = "gpt-fake"\nmodel_provider = "fake"\napproval_policy = "on-request"\n'
+        'sandbox_mode = "read-only"\ncheck_for_update_on_startup = false\n\n'
+        f'[model_providers.fake]\nname = "fake"\nbase_url = "{api_url}/v1"\n'
+        'wire_api = "responses"\n\n'
+        f'[projects."{project}"]\ntrust_level = "trusted"\n\n[analytics]\nenabled = false\n'
     )
+    return connect_env(home, CODEX_HOME=str(codex_home))
+
+
+@pytest.mark.parametrize("recording_api", ["claude-code", "codex"], indirect=True)
+def test_new_real_agent_gets_the_registration_prompt_as_a_user_turn(
+    home: Home, relay_server: RunningServer, recording_api: RecordingApi, tmp_path: Path
+) -> None:
+    kind = "claude-code" if isinstance(recording_api.server, FakeAnthropic) else "codex"
+    binary = _binary(kind)
+    api = recording_api.server
+    project = git_repo(tmp_path / "proj", "main")
+    env = _agent_env(home, kind, api.url, project)
     socket = f"relay-test-{uuid.uuid4().hex[:10]}"
     subprocess.run(
         ["tmux", "-L", socket, "-f", "/dev/null", "new-session", "-d", "-s", "main",
@@ -187,31 +235,56 @@ def test_new_real_claude_gets_the_registration_prompt_as_a_user_turn(
         text=True,
         env={**env, "RELAY_TOKEN": observer, "RELAY_SERVER": relay_server.url},
     )
+    agent = "claude" if kind == "claude-code" else "codex"
+    command = str(binary) if kind == "claude-code" else f"{binary} --no-daemon"
     try:
         done = run_cli(
             ["relay-connect", "-L", socket, "--server", relay_server.url, "--group", "team",
-             "--new", "--agent", "claude", "--agent-command", str(claude), "--cwd", str(project),
+             "--new", "--agent", agent, "--agent-command", command, "--cwd", str(project),
              "--name", "newbie", "--yes"],
-            connect_env(home, RELAY_OPERATOR_TOKEN=relay_server.operator_token),
+            {**env, "RELAY_OPERATOR_TOKEN": relay_server.operator_token},
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
         pane = done.stdout.split(":", 1)[0].strip()
-        assert load_token(relay_server.url, pane)
+        token = load_token(relay_server.url, pane)
+        assert token
+        assert token not in lab.pane_command(pane)
 
         turns = wait_for(
-            lambda: fake_anthropic.script.turns_containing("Call the relay MCP tool `register`"),
+            lambda: api.script.turns_containing("Call the relay MCP tool `register`"),
             60,
-            "Claude Code to send the registration prompt to the model",
+            f"{kind} to send the registration prompt to the model",
             describe=lambda: lab.capture(pane),
         )
         assert "as peer 'newbie' in group 'team'" in turns[0].text
+        # The agent reached the relay's MCP server with its own identity: it offers the
+        # model the relay's tools. Claude Code connects MCP servers in the background, so
+        # its first turn may still say "relay ... will appear shortly": ask again until
+        # the tools are listed.
+        nudges: list[float] = []
+
+        def relay_tools() -> list[str]:
+            found = [t for t in recording_api.tools_seen if "register" in t]
+            idle = read_pane(lab.capture(pane).split("\n"), None, kind).state
+            if (
+                not found
+                and idle is PaneState.IDLE_EMPTY
+                and time.monotonic() - max(nudges, default=0.0) > 5
+            ):
+                nudges.append(time.monotonic())
+                lab.run("send-keys", "-t", pane, "-l", "are the relay tools there?")
+                lab.run("send-keys", "-t", pane, "Enter")
+            return found
+
+        wait_for(relay_tools, 60, "the relay's MCP tools", describe=lambda: lab.capture(pane))
     finally:
         watch.terminate()
         out, _ = watch.communicate(timeout=10)
         lab.kill()
-    statuses = [
-        json.loads(line)
-        for line in out.splitlines()
-        if line.startswith("{") and '"peer_status"' in line
-    ]
-    assert any(s["name"] == "newbie" and s["status"] == "working" for s in statuses), out
+    if kind == "claude-code":  # Claude Code's hooks report its status to the relay
+        statuses = [
+            json.loads(line)
+            for line in out.splitlines()
+            if line.startswith("{") and '"peer_status"' in line
+        ]
+        assert any(s["name"] == "newbie" and s["status"] == "working" for s in statuses), out

@@ -46,9 +46,10 @@ def registration_prompt(name: str, group: str, server: str) -> str:
         f"You are now connected to the relay at {server} as peer {name!r} in group "
         f"{group!r}. Call the relay MCP tool `register` now with your hostname, "
         "working_directory, git_branch and a one-sentence summary of what you are doing, "
-        "then call `read_new_messages`. From now on, whenever you are told that relay "
-        "messages arrived, call `read_new_messages` and answer with `send_message` "
-        "(or `send_dm`), using `reply_to`."
+        "then call `read_new_messages` (if the relay tools are not listed yet, they are "
+        "still loading: search for them or try again in a moment). From now on, whenever "
+        "you are told that relay messages arrived, call `read_new_messages` and answer "
+        "with `send_message` (or `send_dm`), using `reply_to`."
     )
 
 
