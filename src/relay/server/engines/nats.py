@@ -160,8 +160,10 @@ class NatsEngine:
 
     async def open(self) -> None:
         nc = Client()
+        last_error: list[Exception] = []
 
         async def on_error(exc: Exception) -> None:
+            last_error[:] = [exc]
             log.warning("nats %s: %s", redact_url(self.url), exc)
 
         async def on_disconnected() -> None:
@@ -190,7 +192,8 @@ class NatsEngine:
         except (TimeoutError, OSError, nats.errors.Error) as exc:
             with contextlib.suppress(nats.errors.Error, OSError):
                 await nc.close()
-            detail = str(exc) or f"no answer within {self.connect_timeout:g} s"
+            cause = last_error[0] if last_error else exc
+            detail = f"{str(cause) or type(cause).__name__} (tried for {self.connect_timeout:g} s)"
             raise self._unreachable(detail) from exc
         self._nc = nc
         self._js = nc.jetstream(timeout=REQUEST_TIMEOUT_S)
@@ -365,7 +368,9 @@ class NatsEngine:
             try:
                 reader = await self._start_reader(after + 1)
                 break
-            except (nats.errors.Error, TimeoutError) as exc:
+            except (TimeoutError, nats.errors.Error, EngineError) as exc:
+                if self._closed:
+                    return
                 log.warning("nats: cannot start following the log (%r); retrying", exc)
                 await asyncio.sleep(1.0)
         last = after
