@@ -25,15 +25,12 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from relay.protocol import (
-    KINDS,
     SETTABLE_STATUSES,
     GroupInfo,
     Message,
     MessageStatus,
     Peer,
     RecipientStatus,
-    is_group_name,
-    is_peer_name,
 )
 from relay.server import auth
 from relay.server.config import ServerConfig
@@ -45,7 +42,6 @@ from relay.server.errors import (
     NotFound,
     RateLimited,
     RelayServerError,
-    TooLarge,
     Unauthorized,
     Unavailable,
 )
@@ -66,6 +62,15 @@ from relay.server.records import (
     encode,
 )
 from relay.server.state import Applied, HistoryQuery, PeerState, RelayState
+from relay.server.validate import (
+    MAX_PATTERN,
+    PROFILE_LIMITS,
+    check_group_name,
+    check_peer_name,
+    check_profile,
+    check_text,
+    parse_time,
+)
 
 __all__ = ["Caller", "Relay"]
 
@@ -74,14 +79,6 @@ log = logging.getLogger("relay.server")
 RECENTLY_SEEN_S: Final = 300.0
 """A peer with no open stream counts as online this long after its last request."""
 MAX_WAIT_S: Final = 120.0
-MAX_PATTERN: Final = 256
-PROFILE_LIMITS: Final = {
-    "hostname": 255,
-    "cwd": 4096,
-    "git_branch": 255,
-    "role": 200,
-    "summary": 1000,
-}
 _OUTCOMES_KEPT: Final = 4096
 
 
@@ -95,55 +92,6 @@ class Caller:
 
 def _message_id(now: float) -> str:
     return f"m{int(now * 1000):011x}{secrets.token_hex(6)}"
-
-
-def check_text(text: object, limit: int) -> str:
-    if not isinstance(text, str) or not text.strip():
-        raise BadRequest("the message text is empty; send one to 64 KiB of text")
-    size = len(text.encode())
-    if size > limit:
-        raise TooLarge(f"the message is {size} bytes; the limit is {limit} bytes")
-    return text
-
-
-def check_group_name(name: object) -> str:
-    if not isinstance(name, str) or not is_group_name(name):
-        raise BadRequest(
-            f"invalid group name {name!r}: use 1-64 of a-z, 0-9, '_' and '-', "
-            "starting with a letter or digit"
-        )
-    return name
-
-
-def check_peer_name(name: object) -> str:
-    if not isinstance(name, str) or not is_peer_name(name):
-        raise BadRequest(
-            f"invalid peer name {name!r}: use 1-64 of letters, digits, '_', '.' and '-', "
-            "starting with a letter or digit"
-        )
-    return name
-
-
-def check_profile(fields: dict[str, Any]) -> dict[str, str]:
-    """Validated profile fields (hostname, cwd, ...); `kind` checked against KINDS."""
-    clean: dict[str, str] = {}
-    for key, value in fields.items():
-        if value is None:
-            continue
-        if key == "kind":
-            if value not in KINDS:
-                raise BadRequest(f"invalid kind {value!r}: use one of {', '.join(KINDS)}")
-            clean[key] = value
-            continue
-        limit = PROFILE_LIMITS.get(key)
-        if limit is None:
-            raise BadRequest(f"unknown field {key!r}")
-        if not isinstance(value, str):
-            raise BadRequest(f"{key} must be text")
-        if len(value) > limit:
-            raise BadRequest(f"{key} is {len(value)} characters; the limit is {limit}")
-        clean[key] = value
-    return clean
 
 
 class Relay:
@@ -615,7 +563,7 @@ class Relay:
         times: dict[str, float | None] = {}
         for key in ("start_time", "end_time"):
             value = args.get(key)
-            times[key] = None if value is None else _parse_time(key, value)
+            times[key] = None if value is None else parse_time(key, value)
         limit = args.get("limit", 50)
         if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000:
             raise BadRequest("limit must be a whole number from 1 to 1000")
@@ -659,23 +607,3 @@ class Relay:
                 )
             )
         return MessageStatus(message=message, recipients=sorted(recipients, key=lambda r: r.name))
-
-
-def _parse_time(key: str, value: object) -> float:
-    """A Unix time (number) or an ISO-8601 timestamp."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        from datetime import UTC, datetime
-
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            pass
-        else:
-            if parsed.tzinfo is None:
-                parsed = parsed.replace(tzinfo=UTC)
-            return parsed.timestamp()
-    raise BadRequest(
-        f"{key} is a Unix time in seconds or an ISO-8601 time such as 2026-11-22T10:00:00Z"
-    )
