@@ -87,6 +87,7 @@ def test_scripted_connect_splits_starts_sidebar_and_the_agent_registers(
     assert code == 0, err
     assert "connected as 'api'" in out
     assert len(lab.window_panes(pane)) == 2
+    assert not pending_prompt_path(pane).exists()  # the agent is not asked to register twice
 
 
 def test_two_panes_get_two_identities_and_a_taken_default_name_moves_on(
@@ -200,3 +201,29 @@ def test_new_codex_is_started_with_its_token_in_the_environment(
     assert lab.records(pane)[0] == {"env_token_sha256": expected}
     assert token not in lab.pane_command(pane)  # never on a command line
     assert "[mcp_servers.relay]" in (home.home / ".codex" / "config.toml").read_text()
+
+
+def test_project_scope_writes_a_shareable_mcp_json_and_uninstall_removes_it(
+    home: Home, lab: Lab, relay_server: RunningServer
+) -> None:
+    repo = git_repo(lab.root / "shared", "main")
+    pane = lab.start_standin("claude-code", repo)
+    code, _, err = _connect(
+        home, lab, "--server", relay_server.url, "--group", "team", "--pane", pane,
+        "--scope", "project", "--no-sidebar", "--yes",
+        RELAY_OPERATOR_TOKEN=relay_server.operator_token,
+    )  # fmt: skip
+    assert code == 0, err
+    entry = json.loads((repo / ".mcp.json").read_text())["mcpServers"]["relay"]
+    assert entry["url"] == f"{relay_server.url}/mcp"
+    assert entry["headersHelper"] == f"relay headers --server {relay_server.url}"
+    assert (
+        "mcpServers" not in json.loads((home.home / ".claude.json").read_text() or "{}")
+        if (home.home / ".claude.json").exists()
+        else True
+    )
+    assert pending_prompt_path(pane).exists()  # waits for a sidebar started later
+
+    removed = run_cli(["relay-connect", "--uninstall"], connect_env(home))
+    assert removed.returncode == 0
+    assert not (repo / ".mcp.json").exists()

@@ -126,7 +126,9 @@ def run(argv: Sequence[str] | None = None, *, interactive: bool | None = None) -
                 f"  group {done.group} created; its join secret (shown this once, share it "
                 f"privately): {done.join_secret}"
             )
-        print(f"  registration prompt queued in {pending_path_for(store, done.pane_id)}")
+        pending = pending_path_for(store, done.pane_id)
+        if pending.exists():
+            print(f"  registration prompt queued for the sidebar in {pending}")
         print(f"  {done.hint}")
     return 0
 

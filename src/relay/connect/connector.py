@@ -113,12 +113,15 @@ class Connector:
             )
             self.store.remember_server(request.server)
             self._configure(request, choice)
-            self.store.write_pending_prompt(
-                pane_id, registration_prompt(joined.peer.name, request.group, request.server)
-            )
             sidebar = sidebars.get(pane_id)
-            if sidebar is None and self.sidebar:
-                sidebar = self._start_sidebar(request.server, pane_id)
+            if sidebar is None:
+                # A running sidebar read its pending prompt when it started: only a sidebar
+                # started now (or later, by hand) picks this one up.
+                self.store.write_pending_prompt(
+                    pane_id, registration_prompt(joined.peer.name, request.group, request.server)
+                )
+                if self.sidebar:
+                    sidebar = self._start_sidebar(request.server, pane_id)
             if choice.pane_id is None:
                 self._start_agent(choice, pane_id)
                 hint = f"started {choice.kind} in a new window ({pane_id})"
@@ -197,9 +200,11 @@ class Connector:
             return
         paths = claude.ClaudePaths.from_env(self.environ)
         cwd = Path(choice.cwd)
+        # .mcp.json is meant to be committed: name `relay` as found on PATH, not this venv.
+        helper = "relay" if request.scope == "project" else self.relay_cmd
         merge(
             ConfigFile(paths.mcp_file(request.scope, cwd)),
-            claude.mcp_changes(request.server, self.relay_cmd, request.scope, cwd),
+            claude.mcp_changes(request.server, helper, request.scope, cwd),
             self.manifest,
         )
         merge(ConfigFile(paths.settings), claude.hook_changes(self.relay_cmd), self.manifest)
