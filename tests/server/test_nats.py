@@ -21,8 +21,8 @@ from typing import Any
 import httpx
 import pytest
 
-from relay.server.engines import EngineError
-from relay.server.engines.nats import NatsEngine
+from relay.server.engines import EngineError, open_engine
+from relay.server.engines.nats import NatsEngine, redact_url, server_urls
 from tests.conftest import RunningServer, make_peer, start_server
 from tests.server.nats_helpers import (
     fresh_engine,
@@ -177,6 +177,22 @@ async def test_a_nats_restart_loses_and_repeats_nothing(tmp_path: Path) -> None:
         server.stop()
 
 
+def test_open_engine_builds_the_nats_engine_from_the_url(tmp_path: Path) -> None:
+    default = open_engine("nats", tmp_path)
+    assert isinstance(default, NatsEngine)
+    assert default.url == "nats://127.0.0.1:4222"
+    given = open_engine("nats", tmp_path, nats_url="nats://n1:4222,nats://n2:4222")
+    assert isinstance(given, NatsEngine)
+    assert server_urls(given.url) == ["nats://n1:4222", "nats://n2:4222"]
+
+
+def test_credentials_in_nats_urls_never_reach_messages() -> None:
+    assert redact_url("nats://127.0.0.1:4222") == "nats://127.0.0.1:4222"
+    assert redact_url("nats://relay:pw@h:4222") == "nats://***@h:4222"
+    assert redact_url("s3cret-token@h:4222") == "nats://***@h:4222"
+    assert redact_url("nats://a:1, tls://u:p@b:2") == "nats://a:1,tls://***@b:2"
+
+
 async def test_unreachable_nats_says_how_to_fix_it_without_leaking_the_password() -> None:
     port = _free_port()
     engine = NatsEngine(f"nats://relay:s3cret-pw@127.0.0.1:{port}", connect_timeout=1)
@@ -240,6 +256,7 @@ async def test_a_peer_joined_through_one_relay_posts_through_the_other(
     alice = await make_peer(a, "join", "alice")
     bob = await make_peer(b, "join", "bob")  # the group exists already: B joins bob to it
     await _until_known(b, alice)
+    await _until_known(a, bob)
     posted = await send(b.url, alice, "join", "hello from alice, through B")
     assert posted["from"] == "alice"
     assert posted["seq"] == 1
@@ -255,7 +272,6 @@ async def test_a_peer_joined_through_one_relay_posts_through_the_other(
             headers=_auth(b.operator_token),
         )
     assert taken.status_code == 409
-    await _until_known(a, bob)
     assert [m["text"] for m in await _history(a, bob, "join")] == ["hello from alice, through B"]
 
 
@@ -284,7 +300,7 @@ async def test_a_client_resumes_on_the_other_relay_with_no_gap_and_no_duplicate(
     a, b = relays
     alice = await make_peer(a, "resume", "alice")
     bob = await make_peer(a, "resume", "bob")
-    await _until_known(b, alice)
+    await _until_known(b, bob)  # and so alice, who joined first: B applies the log in order
     async with open_stream(a.url, bob) as on_a:
         for n in range(3):
             await send(a.url, alice, "resume", f"before{n}")

@@ -49,7 +49,7 @@ from nats.js import JetStreamContext, api
 
 from relay.server.engines import EngineError
 
-__all__ = ["DEFAULT_NATS_URL", "NatsEngine", "redact_url"]
+__all__ = ["DEFAULT_NATS_URL", "NatsEngine", "redact_url", "server_urls"]
 
 log = logging.getLogger("relay.server.nats")
 
@@ -71,15 +71,22 @@ MAX_BATCH: Final = 1000
 Batch = list[tuple[int, bytes]]
 
 
+def server_urls(url: str) -> list[str]:
+    """The servers of a `--nats-url`: one URL, or several separated by commas (a cluster)."""
+    return [part.strip() for part in url.split(",") if part.strip()]
+
+
 def redact_url(url: str) -> str:
-    """`url` without user, password or token, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
+    """`url` (one or several) without user, password or token, for messages and logs."""
+    shown: list[str] = []
+    for server in server_urls(url) or [url]:
+        parts = urlsplit(server if "://" in server else f"nats://{server}")
+        if "@" not in parts.netloc:
+            shown.append(server)
+            continue
+        host = parts.netloc.rsplit("@", 1)[1]
+        shown.append(urlunsplit((parts.scheme, f"***@{host}", parts.path, "", "")))
+    return ",".join(shown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +185,7 @@ class NatsEngine:
             # relay); the first connection alone is bounded, by this timeout.
             await asyncio.wait_for(
                 nc.connect(
-                    self.url,
+                    server_urls(self.url),
                     name="relay-server",
                     connect_timeout=max(1, int(self.connect_timeout)),
                     reconnect_time_wait=1,
