@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import json
 import stat
+import uuid
 from pathlib import Path
 
 from relay.client import RelayClient
@@ -223,3 +224,25 @@ def test_project_scope_writes_a_shareable_mcp_json_and_uninstall_removes_it(
     removed = run_cli(["relay-connect", "--uninstall"], connect_env(home))
     assert removed.returncode == 0
     assert not (repo / ".mcp.json").exists()
+
+
+def test_new_without_a_tmux_server_starts_one(
+    home: Home, relay_server: RunningServer, tmp_path: Path
+) -> None:
+    socket = f"relay-test-{uuid.uuid4().hex[:10]}"
+    lab = Lab(socket, home.env, tmp_path)
+    log = tmp_path / "turns.jsonl"
+    log.touch()
+    try:
+        result = run_cli(
+            ["relay-connect", "-L", socket, "--server", relay_server.url, "--group", "team",
+             "--new", "--cwd", str(git_repo(tmp_path / "p", "main")), "--no-sidebar", "--yes",
+             "--agent-command", lab.standin_command("claude-code", log)],
+            connect_env(home, RELAY_OPERATOR_TOKEN=relay_server.operator_token),
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        pane = result.stdout.split(":", 1)[0].strip()
+        assert lab.run("display-message", "-p", "-t", pane, "#{session_name}").strip() == "relay"
+        wait_for(lambda: "? for shortcuts" in lab.capture(pane), 15, "the agent to start")
+    finally:
+        lab.kill()
