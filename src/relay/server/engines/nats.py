@@ -349,7 +349,11 @@ class NatsEngine:
         # Everything up to the last sequence at this moment; a record delivered with
         # nothing pending after it also ends the replay (the last one was deleted).
         last = state.last_seq
-        reader = await self._start_reader(state.first_seq)
+        try:
+            reader = await self._start_reader(state.first_seq)
+        except (TimeoutError, nats.errors.Error) as exc:
+            raise EngineError(f"cannot read the JetStream stream {self.stream!r}: {exc!r}") from exc
+        yielded = 0
         try:
             while True:
                 try:
@@ -361,7 +365,9 @@ class NatsEngine:
                     ) from None
                 if item is None:
                     return
-                yield item.seq, item.data
+                if item.seq > yielded:  # a recreated consumer may repeat one
+                    yielded = item.seq
+                    yield item.seq, item.data
                 if item.seq >= last or item.pending == 0:
                     return
         finally:
