@@ -16,10 +16,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from textual import events
 from textual.pilot import Pilot
 from textual.widgets import Input
 
-from relay.client import Backoff, RelayClient
+from relay.client import Backoff, RelayClient, StreamEvent
+from relay.protocol import Message, Peer
 from relay.tui.__main__ import injector_factory
 from relay.tui.app import InjectorLike, RelayTui
 from relay.tui.settings import TuiSettings
@@ -223,7 +225,7 @@ async def test_reconnecting_shows_and_the_stream_resumes(relay_server: RunningSe
             await until(pilot, lambda: indicator.plain == "● connected", "connected")
             relay_server.stop()
             await until(pilot, lambda: "reconnecting" in indicator.plain, "reconnecting shown")
-            assert f"Cannot reach {relay_server.url}" in banner.plain
+            assert f"No connection to {relay_server.url}" in banner.plain
             restarted = relay_server.restart()
             try:
                 await until(pilot, lambda: indicator.plain == "● connected", "connected again")
@@ -241,7 +243,7 @@ async def test_a_relay_that_is_not_there_shows_reconnecting() -> None:
             async with app.run_test(size=(40, 30)) as pilot:
                 indicator = app.query_one(ConnectionIndicator)
                 await until(pilot, lambda: "reconnecting" in indicator.plain, "reconnecting")
-                assert f"Cannot reach {url}" in app.query_one(ConnectionBanner).plain
+                assert f"No connection to {url}" in app.query_one(ConnectionBanner).plain
 
 
 async def test_a_bad_token_shows_authentication_failed_and_what_to_do(
@@ -301,3 +303,88 @@ async def test_the_injector_hears_arrivals_status_and_reads(relay_server: Runnin
 def test_no_injector_without_a_pane_or_when_watching_only() -> None:
     assert injector_factory(TuiSettings()) is None
     assert injector_factory(TuiSettings(target_pane="%3", watch_only=True)) is None
+
+
+async def test_the_mouse_wheel_scrolls_the_log_and_new_messages_do_not_yank_it_back() -> None:
+    app = RelayTui(TuiSettings(), None)
+    async with app.run_test(size=(40, 30)) as pilot:
+        app.show_identity(Peer(name="alice", groups=["team"]))
+        app.show_history(
+            Message.model_validate(
+                {
+                    "id": f"m{i}",
+                    "group": "team",
+                    "seq": i,
+                    "from": "bob",
+                    "text": f"line {i}",
+                    "created_at": 1_795_000_000.0 + i,
+                }
+            )
+            for i in range(40)
+        )
+        log = app.query_one(ChatLog)
+        await until(
+            pilot,
+            lambda: log.max_scroll_y > 0 and log.scroll_y == log.max_scroll_y,
+            "the log at its newest message",
+        )
+        bottom = log.scroll_y
+        for _ in range(5):
+            log.post_message(wheel(events.MouseScrollUp, log))
+        await until(pilot, lambda: log.scroll_y < bottom, "scrolled up by the wheel")
+        scrolled_to = log.scroll_y
+        app.apply_event(
+            StreamEvent(
+                41,
+                "message",
+                {
+                    "id": "new",
+                    "group": "team",
+                    "seq": 41,
+                    "from": "bob",
+                    "text": "new while reading",
+                    "created_at": 1_795_000_100.0,
+                },
+            )
+        )
+        await until(pilot, lambda: "new while reading" in texts(app), "the new message")
+        await pilot.pause()
+        assert log.scroll_y == scrolled_to  # the reader keeps their place
+        for _ in range(50):
+            log.post_message(wheel(events.MouseScrollDown, log))
+        await until(pilot, lambda: log.scroll_y == log.max_scroll_y, "back at the bottom")
+
+
+def wheel(kind: type[events.MouseEvent], widget: ChatLog) -> events.MouseEvent:
+    return kind(widget, 5, 5, 0, 1, 0, False, False, False, screen_x=5, screen_y=10)
+
+
+async def test_a_peer_in_two_groups_sees_both_and_switches_where_it_posts(
+    relay_server: RunningServer,
+) -> None:
+    alice = await make_peer(relay_server, "team", "alice")
+    bob = await make_peer(relay_server, "ops", "bob")
+    async with (
+        RelayClient(relay_server.url, relay_server.operator_token) as operator,
+        RelayClient(relay_server.url, alice) as a,
+        RelayClient(relay_server.url, bob) as b,
+    ):
+        await operator.join("ops", "alice", secret=relay_server.operator_token, peer_token=alice)
+        await b.send("ops", "ops says hi")
+        app = sidebar(a)
+        async with app.run_test(size=(40, 30)) as pilot:
+            await until(pilot, lambda: "ops says hi" in texts(app), "the other group's history")
+            assert "#ops" in view_of(app, "ops says hi").plain  # which group it came from
+            members = app.query_one(MembersPanel)
+            first = app.group
+            await pilot.press("ctrl+g")
+            second = app.group
+            assert {first, second} == {"team", "ops"}
+            await until(pilot, lambda: f"#{second}" in str(members.border_title), "members")
+            app.query_one("#draft", Input).value = f"to {second}"
+            await pilot.press("enter")
+
+            async def posted() -> bool:
+                return any(m.text == f"to {second}" for m in await a.history(second))
+
+            await eventually(pilot, posted, "the post in the group switched to")

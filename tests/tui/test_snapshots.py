@@ -80,9 +80,14 @@ def sidebar(injector: FixedInjectorView | None = None) -> RelayTui:
         return FixedInjector(injector)
 
     settings = TuiSettings(target_pane="%3" if injector else None)
-    return RelayTui(
-        settings, None, injector=make if injector else None, tz=UTC, clock=lambda: 100.0
-    )
+    app = RelayTui(settings, None, injector=make if injector else None, tz=UTC, clock=lambda: 100.0)
+    # no focus on the input box, so no blinking cursor to make the screen depend on timing
+    app.draft.can_focus = False
+    return app
+
+
+async def settle(pilot: Pilot[None]) -> None:
+    await pilot.pause()
 
 
 async def conversation(pilot: Pilot[None]) -> None:
@@ -114,7 +119,7 @@ async def conversation(pilot: Pilot[None]) -> None:
         )
     )
     app.show_connection(ConnectionView(Phase.CONNECTED, connects=1))
-    await pilot.pause()
+    await settle(pilot)
 
 
 PENDING = FixedInjectorView(
@@ -139,7 +144,7 @@ def test_authentication_failed_says_what_to_do(
         pilot.app.show_connection(
             ConnectionView(Phase.AUTH_FAILED, reason="token revoked (401 unauthorized)")
         )
-        await pilot.pause()
+        await settle(pilot)
 
     assert snap_compare(sidebar(), terminal_size=size, run_before=refused)
 
@@ -151,6 +156,6 @@ def test_reconnecting_counts_down_at_40_columns(snap_compare: SnapCompare) -> No
         pilot.app.show_connection(
             ConnectionView(Phase.RECONNECTING, retry_at=107.0, failures=2, connects=1)
         )
-        await pilot.pause()
+        await settle(pilot)
 
     assert snap_compare(sidebar(PENDING), terminal_size=(40, 30), run_before=dropped)

@@ -113,25 +113,35 @@ class RelayTui(App[None]):
         self._synthetic_ids = 0
         self._loaded = False
         self._reply_to: Message | None = None
+        # the widgets are made here, not looked up, so that updates arriving while
+        # the app shuts down (a worker being cancelled) land on them harmlessly
+        self.identity = Static("relay", id="identity")
+        self.indicator = ConnectionIndicator(id="connection")
+        self.banner = ConnectionBanner(id="banner")
+        self.members = MembersPanel(id="members")
+        self.log_view = ChatLog(tz=tz, id="log")
+        self.counters = Counters(id="counters")
+        self.reply_preview = ReplyPreview(id="reply")
+        self.draft = Input(placeholder="message the group · @name for a DM", id="draft")
 
     # -- layout ---------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="topbar"):
-            yield Static("relay", id="identity")
-            yield ConnectionIndicator(id="connection")
-        yield ConnectionBanner(id="banner")
-        yield MembersPanel(id="members")
-        yield ChatLog(tz=self._tz, id="log")
-        yield Counters(id="counters")
-        yield ReplyPreview(id="reply")
-        yield Input(placeholder="message the group · @name for a DM", id="draft")
+            yield self.identity
+            yield self.indicator
+        yield self.banner
+        yield self.members
+        yield self.log_view
+        yield self.counters
+        yield self.reply_preview
+        yield self.draft
         yield Footer()
 
     def on_mount(self) -> None:
         self._refresh_counters()
         self.show_connection(self.connection)
-        self.query_one("#draft", Input).focus()
+        self.draft.focus()
         if self._make_injector is not None:
             self.injector = self._make_injector(self.injector_changed)
             self.run_worker(self.injector.run(), name="injector", exit_on_error=False)
@@ -171,6 +181,9 @@ class RelayTui(App[None]):
             self._redraw_log()
 
     def show_members(self, group: str, peers: Iterable[Peer]) -> None:
+        """The members of `group`; ignored if the human switched away from it meanwhile."""
+        if group != self.group:
+            return
         self.roster.replace(group, peers)
         self._refresh_members()
 
@@ -189,8 +202,8 @@ class RelayTui(App[None]):
         became_connected = view.phase is Phase.CONNECTED and self.connection.phase is not view.phase
         self.connection = view
         now = self._clock()
-        self.query_one(ConnectionIndicator).show(view, now)
-        self.query_one(ConnectionBanner).show(view, now, self.settings.server_url)
+        self.indicator.show(view, now)
+        self.banner.show(view, now, self.settings.server_url)
         if became_connected and not self._loaded and self.client is not None:
             self.run_worker(self._load(), name="load", group="load", exclusive=True)
 
@@ -204,10 +217,10 @@ class RelayTui(App[None]):
         try:
             self._apply(event)
         except ValidationError as exc:
-            self.query_one(ChatLog).note(f"unreadable {event.type} event: {exc.errors()[0]}")
+            self.log_view.note(f"unreadable {event.type} event: {exc.errors()[0]}")
 
     def _apply(self, event: StreamEvent) -> None:
-        log = self.query_one(ChatLog)
+        log = self.log_view
         if event.type in ("message", "dm"):
             message = Message.model_validate(event.data)
             placement = self.conversation.add(message)
@@ -261,7 +274,7 @@ class RelayTui(App[None]):
 
     def _redraw_log(self) -> None:
         messages = self.conversation.messages
-        self.query_one(ChatLog).redraw(
+        self.log_view.redraw(
             messages,
             me=self.conversation.me,
             parents=[self.conversation.parent(m) for m in messages],
@@ -273,21 +286,17 @@ class RelayTui(App[None]):
         where = f"#{self.group}" if self.group else "no group"
         if len(self.groups) > 1:
             where += f" (+{len(self.groups) - 1})"
-        self.query_one("#identity", Static).update(f"{name} · {where}")
-        draft = self.query_one("#draft", Input)
+        self.identity.update(f"{name} · {where}")
+        draft = self.draft
         draft.placeholder = f"message #{self.group} · @name for a DM" if self.group else ""
         self._refresh_members()
 
     def _refresh_members(self) -> None:
-        self.query_one(MembersPanel).show(
-            self.roster.group, self.roster.peers, me=self.conversation.me
-        )
+        self.members.show(self.roster.group, self.roster.peers, me=self.conversation.me)
 
     def _refresh_counters(self) -> None:
         view = self.injector.view if self.injector is not None else None
-        self.query_one(Counters).show(
-            self.conversation.unread, view, watch_only=self.settings.watch_only
-        )
+        self.counters.show(self.conversation.unread, view, watch_only=self.settings.watch_only)
 
     def _tick(self) -> None:
         if self.connection.phase is Phase.RECONNECTING:
@@ -302,14 +311,15 @@ class RelayTui(App[None]):
     async def _load(self) -> None:
         """History, members and unread, once the stream is up (so nothing falls between)."""
         assert self.client is not None
-        log = self.query_one(ChatLog)
+        log = self.log_view
         try:
             history: list[Message] = []
             for group in self.groups:
                 history += await self.client.history(group, limit=self.settings.history_limit)
             self.show_history(history)
             if self.group:
-                self.show_members(self.group, await self.client.peers(self.group))
+                group = self.group
+                self.show_members(group, await self.client.peers(group))
             self.show_unread(await self.client.unread())
             self._loaded = True
         except AuthError:
@@ -319,7 +329,7 @@ class RelayTui(App[None]):
 
     async def _post(self, raw: str) -> None:
         assert self.client is not None
-        draft_input = self.query_one("#draft", Input)
+        draft_input = self.draft
         try:
             draft = parse_draft(raw)
         except DraftError as exc:
@@ -361,7 +371,7 @@ class RelayTui(App[None]):
 
     def _set_reply(self, message: Message | None) -> None:
         self._reply_to = message
-        self.query_one(ReplyPreview).show(message)
+        self.reply_preview.show(message)
 
     def action_reply(self) -> None:
         """Reply to the newest message from someone else; again: the one before it."""
@@ -371,7 +381,7 @@ class RelayTui(App[None]):
             self.notify("nothing to reply to yet")
             return
         self._set_reply(target)
-        self.query_one("#draft", Input).focus()
+        self.draft.focus()
 
     def action_cancel_reply(self) -> None:
         self._set_reply(None)
@@ -389,8 +399,9 @@ class RelayTui(App[None]):
 
     async def _reload_members(self) -> None:
         assert self.client is not None
+        group = self.group
         try:
-            self.show_members(self.group, await self.client.peers(self.group))
+            self.show_members(group, await self.client.peers(group))
         except RelayError as exc:
             self.notify(f"members not loaded: {exc}", severity="warning")
 
@@ -399,6 +410,6 @@ class RelayTui(App[None]):
             return
         error = event.worker.error
         if event.worker.name == "injector":
-            self.query_one(ChatLog).note(f"the injector stopped: {error}", warn=True)
+            self.log_view.note(f"the injector stopped: {error}", warn=True)
         elif event.worker.name == "stream":
-            self.query_one(ChatLog).note(f"the event stream stopped: {error}", warn=True)
+            self.log_view.note(f"the event stream stopped: {error}", warn=True)

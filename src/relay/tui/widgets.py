@@ -299,7 +299,7 @@ def indicator_text(view: ConnectionView, now: float) -> Text:
     if view.phase is Phase.STOPPED:
         return Text("○ stopped", "dim")
     if view.phase is Phase.RECONNECTING:
-        return Text(f"◌ reconnecting in {round(view.retry_in(now))} s", "yellow")
+        return Text(f"◌ reconnecting in {round(view.retry_in(now))}\u00a0s", "yellow")
     if view.failures:
         return Text("◌ reconnecting…", "yellow")
     return Text("◌ connecting…", "yellow")
@@ -322,22 +322,23 @@ class ConnectionBanner(Static):
         self.set_class(view.phase is not Phase.AUTH_FAILED and view.failures > 0, "-warn")
         if view.phase is Phase.AUTH_FAILED:
             text = Text("Authentication failed", "bold")
-            text.append(f": {view.reason}\n" if view.reason else ".\n")
-            text.append(
-                "The relay refused this sidebar's token (wrong or revoked). Run relay-connect "
-                "again to get a new one, or set RELAY_TOKEN, then restart relay-tui."
-            )
+            text.append(f": {view.reason}" if view.reason else ": the relay refused the token")
+            text.append("\nTo fix: run relay-connect again (it saves a new token) or set ")
+            text.append("RELAY_TOKEN, then restart relay-tui.")
             self.plain = text.plain
             self.update(text)
         elif view.failures > 0:
-            text = Text(f"Cannot reach {server_url}", "bold")
-            if view.reason:
-                text.append(f" ({view.reason})")
+            text = Text(f"No connection to {server_url}", "bold")
+            detail = view.reason
+            if detail.startswith("cannot reach"):
+                detail = detail.partition(": ")[2]  # the URL is already in the line
+            if detail:
+                text.append(f" ({detail})")
             if view.phase is Phase.RECONNECTING:
-                text.append(f". Retrying in {round(view.retry_in(now))} s")
+                text.append(f". Retrying in {round(view.retry_in(now))}\u00a0s")
             else:
                 text.append(". Retrying now")
-            text.append("; nothing is lost, the stream resumes where it stopped.")
+            text.append("; the stream resumes where it stopped.")
             self.plain = text.plain
             self.update(text)
 
