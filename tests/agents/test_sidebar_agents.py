@@ -49,13 +49,17 @@ class SidebarLab:
         """Post to the group as each (sender, text), in order."""
 
         async def send_all() -> None:
-            tokens: dict[str, str] = {}
-            for sender, _ in posts:
-                if sender not in tokens:
-                    tokens[sender] = await make_peer(self.server, "team", sender)
-            for sender, text in posts:
-                async with RelayClient(self.server.url, tokens[sender]) as client:
-                    await client.send("team", text)
+            clients: dict[str, RelayClient] = {}
+            try:
+                for sender, _ in posts:
+                    if sender not in clients:
+                        token = await make_peer(self.server, "team", sender)
+                        clients[sender] = RelayClient(self.server.url, token)
+                for sender, text in posts:  # back to back: a burst
+                    await clients[sender].send("team", text)
+            finally:
+                for client in clients.values():
+                    await client.aclose()
 
         asyncio.run(send_all())
 
@@ -78,6 +82,9 @@ def lab(
                 "#!/bin/sh\n"
                 f"export RELAY_TOKEN={shlex.quote(token)}\n"
                 f"export XDG_CONFIG_HOME={shlex.quote(str(tmp_path / 'xdg'))}\n"
+                # A wider window than the default 1.5 s: on a loaded 2-core machine five
+                # posts can take longer than that to travel through the relay.
+                "export RELAY_TUI_COALESCE_S=4\n"
                 f"exec {shlex.quote(str(RELAY_TUI))} --server-url {relay_server.url} "
                 f"--target-pane {agent.pane_id} --tmux-socket {agent.socket}\n"
             )
