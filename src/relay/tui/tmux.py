@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ __all__ = ["PaneDriver", "PaneError", "PaneSnapshot", "TmuxPane", "detect_agent_
 
 _SGR: Final = re.compile(r"\x1b\[[0-9;:?]*[A-Za-z]")
 _HEADER: Final = "relay-pane:"
+_KIND_RECHECK_S: Final = 5.0
 
 
 class PaneError(RelayError):
@@ -67,6 +69,7 @@ class TmuxPane:
         self.socket_name = socket_name
         self._server = libtmux.Server(socket_name=socket_name)
         self._kind = kind
+        self._kind_checked_at = -_KIND_RECHECK_S
 
     # ---- reading --------------------------------------------------------------------------
     def snapshot(self) -> PaneSnapshot:
@@ -80,7 +83,12 @@ class TmuxPane:
         styled = tuple(out[1:])
         plain = tuple(_SGR.sub("", line) for line in styled)
         if self._kind is None and pid.isdigit():
-            self._kind = detect_agent_kind(int(pid))
+            now = time.monotonic()
+            # No agent found yet (a shell, or an agent still starting): look again now and
+            # then, not on every reading (a /proc walk costs more than the capture).
+            if now - self._kind_checked_at >= _KIND_RECHECK_S:
+                self._kind_checked_at = now
+                self._kind = detect_agent_kind(int(pid))
         return PaneSnapshot(plain, styled, title, self._kind)
 
     def capture(self) -> list[str]:
