@@ -388,3 +388,26 @@ async def test_a_peer_in_two_groups_sees_both_and_switches_where_it_posts(
                 return any(m.text == f"to {second}" for m in await a.history(second))
 
             await eventually(pilot, posted, "the post in the group switched to")
+
+
+async def test_joining_another_group_while_running_shows_it(relay_server: RunningServer) -> None:
+    alice = await make_peer(relay_server, "team", "alice")
+    bob = await make_peer(relay_server, "ops", "bob")
+    async with (
+        RelayClient(relay_server.url, relay_server.operator_token) as operator,
+        RelayClient(relay_server.url, alice) as a,
+        RelayClient(relay_server.url, bob) as b,
+    ):
+        await b.send("ops", "posted in ops before alice came")
+        app = sidebar(a)
+        async with app.run_test(size=(40, 30)) as pilot:
+            await until(pilot, lambda: app.connection.connects == 1, "connected")
+            await operator.join(
+                "ops", "alice", secret=relay_server.operator_token, peer_token=alice
+            )
+            await until(pilot, lambda: "ops" in app.groups, "the new group known")
+            await until(
+                pilot, lambda: "posted in ops before alice came" in texts(app), "its history"
+            )
+            await b.send("ops", "welcome alice")
+            await until(pilot, lambda: "welcome alice" in texts(app), "its live posts")

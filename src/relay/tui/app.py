@@ -245,12 +245,17 @@ class RelayTui(App[None]):
                 self.injector.agent_status(peer.status)
         elif event.type == "peer_joined":
             peer = Peer.model_validate(event.data)
-            if self.roster.update(peer, joined=True):
+            group = str(event.data.get("group") or self.roster.group)
+            if peer.name == self.conversation.me and group not in self.groups:
+                self._joined(group)
+            if group == self.roster.group and self.roster.update(peer, joined=True):
                 self._refresh_members()
-                log.note(f"→ {peer.name} joined #{self.roster.group}")
+            log.note(f"→ {peer.name} joined #{group}")
         elif event.type == "peer_left":
             left = PeerLeft.model_validate(event.data)
-            if self.roster.remove(left.group, left.name):
+            if left.name == self.conversation.me:
+                self._left(left.group)
+            elif self.roster.remove(left.group, left.name):
                 self._refresh_members()
             log.note(f"← {left.name} left #{left.group}")
         elif event.type == "read":
@@ -262,6 +267,33 @@ class RelayTui(App[None]):
         elif event.type == "notice":
             notice = StreamNotice.model_validate(event.data)
             log.note(f"relay: {notice.message}", warn=True)
+            if notice.code == "replay_truncated" and self.client is not None:
+                # events were lost for good: fetch what they carried from history instead
+                self.run_worker(self._catch_up(list(self.groups)), group="catch-up")
+
+    def _joined(self, group: str) -> None:
+        """This peer joined another group (from another session): show it too."""
+        self.groups.append(group)
+        if not self.group:
+            self.group = group
+            self.roster.replace(group, [])
+        self._refresh_identity()
+        if self.client is not None:
+            self.run_worker(self._catch_up([group]), group="catch-up")
+            if group == self.group:
+                self.run_worker(self._reload_members(), group="members", exclusive=True)
+
+    def _left(self, group: str) -> None:
+        """This peer left `group`: stop posting there (its history stays on screen)."""
+        if group not in self.groups:
+            return
+        self.groups.remove(group)
+        if self.group == group:
+            self.group = self.groups[0] if self.groups else ""
+            self.roster.replace(self.group, [])
+            if self.client is not None and self.group:
+                self.run_worker(self._reload_members(), group="members", exclusive=True)
+        self._refresh_identity()
 
     def _announce(self, message: Message, *, event_id: int) -> None:
         """Tell the injector about a message from someone else, once per message."""
@@ -326,6 +358,24 @@ class RelayTui(App[None]):
             return  # the stream worker hits the same refusal and says so
         except RelayError as exc:
             log.note(f"could not load history: {exc}; retrying on reconnect", warn=True)
+
+    async def _catch_up(self, groups: list[str]) -> None:
+        """Fetch what came after the newest message shown in `groups`, and what is unread."""
+        assert self.client is not None
+        try:
+            history: list[Message] = []
+            for group in groups:
+                history += await self.client.history(
+                    group,
+                    after_seq=self.conversation.last_seq(group),
+                    limit=self.settings.history_limit,
+                )
+            self.show_history(history)
+            self.show_unread(await self.client.unread())
+        except AuthError:
+            return  # the stream worker hits the same refusal and says so
+        except RelayError as exc:
+            self.log_view.note(f"could not catch up: {exc}", warn=True)
 
     async def _post(self, raw: str) -> None:
         assert self.client is not None
