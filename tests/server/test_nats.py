@@ -204,6 +204,26 @@ async def test_unreachable_nats_says_how_to_fix_it_without_leaking_the_password(
     assert "s3cret-pw" not in text
 
 
+async def test_wrong_nats_credentials_are_named_as_such(tmp_path: Path) -> None:
+    password = secrets.token_urlsafe(12)
+    config = f'authorization {{ user: "relay", password: "{password}" }}\n'
+    server = start_nats(tmp_path / "nats", config=config)
+    try:
+        host = server.url.removeprefix("nats://")
+        wrong = NatsEngine(f"nats://relay:not-{password}@{host}", connect_timeout=2)
+        with pytest.raises(EngineError, match="refused the credentials") as caught:
+            await wrong.open()
+        assert password not in str(caught.value)
+        right = NatsEngine(f"nats://relay:{password}@{host}")
+        await right.open()
+        try:
+            assert await right.append(b"let in") == 1
+        finally:
+            await right.close()
+    finally:
+        server.stop()
+
+
 def test_relay_server_refuses_to_start_without_jetstream(tmp_path: Path) -> None:
     binary = nats_binary()
     assert binary is not None

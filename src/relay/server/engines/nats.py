@@ -200,6 +200,14 @@ class NatsEngine:
             with contextlib.suppress(nats.errors.Error, OSError):
                 await nc.close()
             cause = last_error[0] if last_error else exc
+            if isinstance(cause, nats.errors.AuthorizationError) or (
+                "authorization violation" in str(cause).lower()
+            ):
+                raise EngineError(
+                    f"NATS at {redact_url(self.url)} refused the credentials: check the user "
+                    "and password or token in the URL (pass it in RELAY_NATS_URL, not on the "
+                    "command line)"
+                ) from exc
             detail = f"{str(cause) or type(cause).__name__} (tried for {self.connect_timeout:g} s)"
             raise self._unreachable(detail) from exc
         self._nc = nc
