@@ -295,6 +295,31 @@ async def test_a_peer_joined_through_one_relay_posts_through_the_other(
     assert [m["text"] for m in await _history(a, bob, "join")] == ["hello from alice, through B"]
 
 
+async def test_one_name_joined_through_both_relays_at_once_gives_one_peer(
+    relays: list[RunningServer],
+) -> None:
+    a, b = relays
+    await make_peer(a, "race", "first")
+    await _until_known(b, await make_peer(b, "race", "second"))
+    async with httpx.AsyncClient(timeout=10) as http:
+
+        async def join(server: RunningServer) -> httpx.Response:
+            return await http.post(
+                f"{server.url}/v1/groups/race/join",
+                json={"name": "same"},
+                headers=_auth(server.operator_token),
+            )
+
+        answers = await asyncio.gather(*(join(s) for s in (a, b, a, b)))
+        assert sorted(r.status_code for r in answers) == [201, 409, 409, 409]
+        winner = next(r.json()["token"] for r in answers if r.status_code == 201)
+        # Both relays applied the same log, so both know the winner and only the winner.
+        for server in (a, b):
+            await _until_known(server, winner)
+            peers = await http.get(f"{server.url}/v1/peers?group=race", headers=_auth(winner))
+            assert sorted(p["name"] for p in peers.json()["peers"]) == ["first", "same", "second"]
+
+
 async def test_a_message_sent_through_a_reaches_a_stream_open_on_b(
     relays: list[RunningServer],
 ) -> None:
