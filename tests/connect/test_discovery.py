@@ -13,6 +13,8 @@ from relay.connect.discovery import Proc, classify, discover
 from tests.connect.conftest import Home, Lab, git_repo
 from tests.harness.waiting import wait_for
 
+pytestmark = pytest.mark.tmux
+
 
 @pytest.mark.parametrize(
     ("argv", "comm", "exe", "kind"),

@@ -36,7 +36,7 @@ from tests.harness.fake_api import FakeModelServer
 from tests.harness.fake_openai import FakeOpenAI
 from tests.harness.waiting import wait_for
 
-pytestmark = [pytest.mark.agents, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.agents, pytest.mark.tmux, pytest.mark.timeout(120)]
 
 
 def _binary(kind: str) -> Path:

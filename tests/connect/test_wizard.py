@@ -181,6 +181,7 @@ def test_default_names() -> None:
     assert default_name("/x/.hidden") == "hidden"
 
 
+@pytest.mark.tmux
 def test_relay_connect_without_flags_and_no_terminal_fails_naming_the_flag(home: Home) -> None:
     result = run_cli(["relay-connect"], connect_env(home, TMUX=""))
     assert result.returncode == 1
