@@ -11,16 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
+import subprocess
 import time
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
+import pytest
 from textual import events
 from textual.pilot import Pilot
 from textual.widgets import Input
 
 from relay.client import Backoff, RelayClient, StreamEvent
+from relay.connect.credentials import CredentialStore
 from relay.protocol import Message, Peer
 from relay.tui.__main__ import injector_factory
 from relay.tui.app import InjectorLike, RelayTui
@@ -411,3 +417,60 @@ async def test_joining_another_group_while_running_shows_it(relay_server: Runnin
             )
             await b.send("ops", "welcome alice")
             await until(pilot, lambda: "welcome alice" in texts(app), "its live posts")
+
+
+@pytest.fixture
+def tmux_pane() -> Iterator[tuple[str, str]]:
+    """A pane running `cat` on a private tmux server: (socket name, pane id)."""
+    if shutil.which("tmux") is None:
+        pytest.skip("needs tmux")
+    socket_name = f"relay-test-{uuid.uuid4().hex[:10]}"
+    tmux = ["tmux", "-L", socket_name]
+    subprocess.run(
+        [*tmux, "-f", "/dev/null", "new-session", "-d", "-x", "80", "-y", "24", "cat"],
+        check=True,
+    )
+    try:
+        pane = subprocess.run(
+            [*tmux, "display-message", "-p", "#{pane_id}"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        yield socket_name, pane
+    finally:
+        subprocess.run([*tmux, "kill-server"], check=False, capture_output=True)
+
+
+@pytest.mark.tmux
+async def test_a_real_injector_gets_the_registration_prompt_and_shows_why_it_waits(
+    relay_server: RunningServer,
+    tmux_pane: tuple[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    socket_name, pane = tmux_pane
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    prompt_file = CredentialStore().write_pending_prompt(pane, "Call the relay register tool.")
+    alice = await make_peer(relay_server, "team", "alice")
+    bob = await make_peer(relay_server, "team", "bob")
+    settings = TuiSettings(server_url=relay_server.url, target_pane=pane, tmux_socket=socket_name)
+    factory = injector_factory(settings)
+    assert factory is not None
+    async with RelayClient(relay_server.url, alice) as a, RelayClient(relay_server.url, bob) as b:
+        app = RelayTui(settings, a, injector=factory, backoff=FAST)
+        async with app.run_test(size=(40, 30)) as pilot:
+            assert not prompt_file.exists()  # consumed: a restart will not repeat it
+            counters = app.counters
+            await until(pilot, lambda: "pending 1" in counters.plain, "the prompt pending")
+            await b.send("team", "hello alice")
+            await until(pilot, lambda: "pending 2 from bob" in counters.plain, "arrival pending")
+            # `cat` is neither Claude Code nor Codex: nothing is typed, and the sidebar says why
+            await until(pilot, lambda: "pane" in counters.plain, "the reason shown")
+            screen = subprocess.run(
+                ["tmux", "-L", socket_name, "capture-pane", "-p", "-t", pane],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+            assert "register" not in screen, counters.plain

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from relay.tui.settings import DEFAULT_SERVER_URL, SettingsError, TuiSettings, load_token
+from relay.connect.credentials import Credential, CredentialStore
+from relay.tui.settings import (
+    DEFAULT_SERVER_URL,
+    SettingsError,
+    TuiSettings,
+    load_token,
+    pending_prompt,
+)
 
 
 def test_defaults_show_the_chat_and_never_type() -> None:
@@ -65,3 +72,41 @@ def test_without_saved_credentials_the_token_comes_from_relay_token(
     settings = TuiSettings.from_sources(["--target-pane", "%3"], {})
     assert load_token(settings, {"RELAY_TOKEN": "tok-123"}) == "tok-123"
     assert load_token(settings, {}) is None
+
+
+def test_the_token_saved_by_relay_connect_for_the_pane_is_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    store = CredentialStore()
+    store.save(
+        Credential(server="http://127.0.0.1:9", key="%3", token="saved", peer="a", group="g")
+    )
+    for_pane = TuiSettings.from_sources(
+        ["--server-url", "http://127.0.0.1:9/", "--target-pane", "%3"], {}
+    )
+    assert load_token(for_pane, {"RELAY_TOKEN": "from-env"}) == "saved"
+    other_pane = TuiSettings.from_sources(
+        ["--server-url", "http://127.0.0.1:9", "--target-pane", "%4"], {}
+    )
+    assert load_token(other_pane, {"RELAY_TOKEN": "from-env"}) == "from-env"
+
+
+def test_the_registration_prompt_is_handed_over_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    path = CredentialStore().write_pending_prompt("%3", "Call register, then read_new_messages.\n")
+    settings = TuiSettings.from_sources(["--target-pane", "%3"], {})
+    assert pending_prompt(settings) == "Call register, then read_new_messages."
+    assert not path.exists()  # a restarted sidebar does not prompt twice
+    assert pending_prompt(settings) is None
+
+
+def test_the_last_server_relay_connect_used_is_the_default() -> None:
+    remembered = TuiSettings.from_sources([], {}, remembered_server="http://10.0.0.5:8765")
+    assert remembered.server_url == "http://10.0.0.5:8765"
+    flagged = TuiSettings.from_sources(
+        ["--server-url", "http://127.0.0.1:1"], {}, remembered_server="http://10.0.0.5:8765"
+    )
+    assert flagged.server_url == "http://127.0.0.1:1"
