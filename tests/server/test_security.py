@@ -224,3 +224,47 @@ async def test_concurrent_joins_of_one_name_give_one_peer(server: RunningServer)
             )
         )
     assert sorted(a.status_code for a in answers) == [201] + [409] * 7
+
+
+async def test_operator_revokes_a_lost_laptops_peer_and_rotates_the_secret(
+    server: RunningServer,
+) -> None:
+    op = {"Authorization": f"Bearer {server.operator_token}"}
+    lost = await make_peer(server, "ops", "laptop")
+    other = await make_peer(server, "ops", "desk")
+    lost_auth = {"Authorization": f"Bearer {lost}"}
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        spare = (await http.post("/v1/tokens", headers=lost_auth)).json()["token"]
+        async with open_stream(server.url, lost) as stream:
+            # A peer may not revoke another; the operator may, and the open stream ends.
+            refused = await http.post("/v1/groups/ops/peers/desk/revoke", headers=lost_auth)
+            assert refused.status_code == 403
+            revoked = await http.post("/v1/groups/ops/peers/laptop/revoke", headers=op)
+            assert revoked.json() == {"revoked": 2}
+            await asyncio.wait_for(stream.ended.wait(), 10)
+        for token in (lost, spare):
+            me = await http.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
+            assert me.status_code == 401
+        assert (
+            await http.get("/v1/me", headers={"Authorization": f"Bearer {other}"})
+        ).status_code == 200
+        missing = await http.post("/v1/groups/ops/peers/nobody/revoke", headers=op)
+        assert missing.status_code == 404
+
+        created = await http.post("/v1/groups", json={"name": "rotating"}, headers=op)
+        old_secret = created.json()["join_secret"]
+        rotated = await http.post("/v1/groups/rotating/secret", headers=op)
+        new_secret = rotated.json()["join_secret"]
+        assert new_secret != old_secret
+        with_old = await http.post(
+            "/v1/groups/rotating/join",
+            json={"name": "late"},
+            headers={"Authorization": f"Bearer {old_secret}"},
+        )
+        assert with_old.status_code == 401
+        with_new = await http.post(
+            "/v1/groups/rotating/join",
+            json={"name": "late"},
+            headers={"Authorization": f"Bearer {new_secret}"},
+        )
+        assert with_new.status_code == 201

@@ -109,6 +109,11 @@ class Hub:
     def stream_count(self) -> int:
         return sum(len(s) for s in self._subs.values())
 
+    def close_peer(self, peer_id: str) -> None:
+        """End the streams of one peer (its tokens were revoked)."""
+        for sub in list(self._subs.get(peer_id, ())):
+            sub.close()
+
     def close_all(self) -> None:
         """End every stream (shutdown); clients resume elsewhere or later."""
         for subs in list(self._subs.values()):

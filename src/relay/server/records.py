@@ -24,8 +24,10 @@ __all__ = [
     "Joined",
     "Left",
     "MessagePosted",
+    "PeerRevoked",
     "PeerUpdated",
     "Record",
+    "SecretRotated",
     "TokenAdded",
     "TokenRevoked",
     "decode",
@@ -87,6 +89,23 @@ class TokenRevoked:
 
 
 @dataclass(frozen=True, slots=True)
+class SecretRotated:
+    """The group's join secret changed; the old one stops working."""
+
+    group: str
+    secret_hash: str
+    TAG: ClassVar[str] = "secret"
+
+
+@dataclass(frozen=True, slots=True)
+class PeerRevoked:
+    """Every token of the peer stops working (a lost laptop); its history stays."""
+
+    peer_id: str
+    TAG: ClassVar[str] = "revoke-peer"
+
+
+@dataclass(frozen=True, slots=True)
 class MessagePosted:
     """A post (`to_ids` is None) or a DM; its `seq` is given when the log applies it."""
 
@@ -114,6 +133,8 @@ Record = (
     | PeerUpdated
     | TokenAdded
     | TokenRevoked
+    | SecretRotated
+    | PeerRevoked
     | MessagePosted
     | CursorMoved
 )
@@ -127,6 +148,8 @@ _BY_TAG: Final[dict[str, type[Record]]] = {
         PeerUpdated,
         TokenAdded,
         TokenRevoked,
+        SecretRotated,
+        PeerRevoked,
         MessagePosted,
         CursorMoved,
     )

@@ -54,8 +54,10 @@ from relay.server.records import (
     Joined,
     Left,
     MessagePosted,
+    PeerRevoked,
     PeerUpdated,
     Record,
+    SecretRotated,
     TokenAdded,
     TokenRevoked,
     decode,
@@ -364,6 +366,30 @@ class Relay:
         if not caller.operator and (caller.peer is None or caller.peer.id != owner):
             raise Forbidden("you may revoke only your own tokens")
         await self._commit(TokenRevoked(token_hash))
+
+    async def rotate_secret(self, caller: Caller, group: object) -> str:
+        """A new join secret for `group` (operator); the old one stops working."""
+        if not caller.operator:
+            raise Forbidden("rotating a join secret needs the operator token")
+        name = check_group_name(group)
+        self.state.group(name)
+        secret = auth.new_secret(auth.JOIN_PREFIX)
+        await self._commit(SecretRotated(name, auth.hash_secret(secret)))
+        log.info("join secret of group %s rotated", name)
+        return secret
+
+    async def revoke_peer(self, caller: Caller, group: object, name: object) -> int:
+        """Revoke every token of the peer `name` in `group` (operator); returns how many."""
+        if not caller.operator:
+            raise Forbidden("revoking another peer's tokens needs the operator token")
+        peer = self.state.member(check_group_name(group), check_peer_name(name))
+        if peer is None:
+            raise NotFound(f"no peer named {name!r} in group {group!r}")
+        applied = await self._commit(PeerRevoked(peer.id))
+        self.hub.close_peer(peer.id)
+        log.info("all tokens of peer %s revoked", peer.name)
+        count: int = applied.result
+        return count
 
     def _list(self, peer: PeerState) -> str:
         return ", ".join(sorted(peer.groups)) or "(none)"

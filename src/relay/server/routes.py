@@ -220,6 +220,20 @@ async def revoke_token(request: Request) -> Response:
     return JSONResponse({"revoked": True})
 
 
+async def rotate_secret(request: Request) -> Response:
+    relay = _relay(request)
+    group = request.path_params["group"]
+    secret = await relay.rotate_secret(_caller(request), group)
+    return JSONResponse({"group": group, "join_secret": secret}, 201)
+
+
+async def revoke_peer(request: Request) -> Response:
+    relay = _relay(request)
+    params = request.path_params
+    count = await relay.revoke_peer(_caller(request), params["group"], params["name"])
+    return JSONResponse({"revoked": count})
+
+
 def routes() -> list[Route]:
     g = _guarded
     return [
@@ -229,6 +243,8 @@ def routes() -> list[Route]:
         Route("/v1/groups", g(list_groups), methods=["GET"]),
         Route("/v1/groups/{group}/join", g(join_group), methods=["POST"]),
         Route("/v1/groups/{group}/messages", g(group_messages), methods=["GET"]),
+        Route("/v1/groups/{group}/secret", g(rotate_secret), methods=["POST"]),
+        Route("/v1/groups/{group}/peers/{name}/revoke", g(revoke_peer), methods=["POST"]),
         Route("/v1/me", g(me), methods=["GET"]),
         Route("/v1/messages", g(post_message), methods=["POST"]),
         Route("/v1/peers", g(list_peers), methods=["GET"]),

@@ -29,8 +29,10 @@ from relay.server.records import (
     Joined,
     Left,
     MessagePosted,
+    PeerRevoked,
     PeerUpdated,
     Record,
+    SecretRotated,
     TokenAdded,
     TokenRevoked,
 )
@@ -189,6 +191,15 @@ class RelayState:
                 return Applied(result=peer_id)
             case TokenRevoked(token_hash=token_hash):
                 return Applied(result=self.tokens.pop(token_hash, None))
+            case SecretRotated(group=name, secret_hash=secret_hash):
+                self._group(name).secret_hash = secret_hash
+                return Applied(result=name)
+            case PeerRevoked(peer_id=peer_id):
+                self._peer(peer_id)
+                revoked = [h for h, owner in self.tokens.items() if owner == peer_id]
+                for token_hash in revoked:
+                    del self.tokens[token_hash]
+                return Applied(result=len(revoked))
         raise ValueError(f"unknown record {record!r}")
 
     def _apply_join(self, log_id: int, record: Joined) -> Applied:
