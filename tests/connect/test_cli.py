@@ -359,3 +359,12 @@ def test_tail_resumes_across_a_server_restart(home: Home, tmp_path: Path) -> Non
         assert "before the restart" not in out  # resumed after it: no duplicate
     finally:
         server.stop()
+
+
+def test_secrets_are_never_asked_for_without_a_terminal(home: Home) -> None:
+    created = _relay(home, "--server", "http://127.0.0.1:9", "groups", "create", "g")
+    assert created.returncode == 1
+    assert "--operator-token-file (or RELAY_OPERATOR_TOKEN)" in created.stderr
+    joined = _relay(home, "--server", "http://127.0.0.1:9", "groups", "join", "g", "--name", "n")
+    assert joined.returncode == 1
+    assert "--secret-file (or RELAY_JOIN_SECRET)" in joined.stderr
