@@ -62,7 +62,13 @@ InjectorFactory = Callable[[Callable[[Any], None]], InjectorLike]
 
 
 class RelayTui(App[None]):
-    """The sidebar. `client` None shows only what the caller feeds in (tests)."""
+    """The sidebar. `client` None shows only what the caller feeds in (tests).
+
+    `tz` fixes the time zone of message times (None: local time); `clock` is
+    the monotonic clock the reconnect countdown reads.
+
+        RelayTui(TuiSettings(target_pane="%3"), RelayClient(url, token)).run()
+    """
 
     TITLE = "relay"
     ENABLE_COMMAND_PALETTE = False
@@ -88,7 +94,6 @@ class RelayTui(App[None]):
         injector: InjectorFactory | None = None,
         tz: tzinfo | None = None,
         clock: Callable[[], float] = time.monotonic,
-        wall: Callable[[], float] = time.time,
         backoff: Backoff | None = None,
         read_timeout: float = DEFAULT_READ_TIMEOUT_S,
     ) -> None:
@@ -96,9 +101,7 @@ class RelayTui(App[None]):
         self.settings = settings
         self.client = client
         self._make_injector = injector
-        self._tz = tz
         self._clock = clock
-        self._wall = wall
         self._backoff = backoff
         self._read_timeout = read_timeout
         self.me: Peer | None = None
