@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import math
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -37,7 +39,7 @@ from typing import Any
 
 import httpx
 
-from bench.procs import CpuSample, Loader, Server, rss_bytes, start_server
+from bench.procs import CpuSample, Loader, Profiler, Server, rss_bytes, start_server
 from relay.client import RelayClient
 
 __all__ = ["main"]
@@ -49,6 +51,7 @@ class FanOut:
 
     server: str
     subscribers: int
+    run: int
     rate: float
     messages: int
     expected: int
@@ -62,6 +65,12 @@ class FanOut:
     deliveries_per_s: float
     cpu_us_per_delivery: float
     cpu_share: float
+    load: str
+    """the machine's 1-minute load average and CPU pressure (some, avg10) at the start"""
+    append_ms_mean: float = math.nan
+    """relay only: mean time to store a record durably, from its /metrics"""
+    append_over_25ms: float = math.nan
+    """relay only: share of appends that took over 25 ms"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +107,34 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[rank - 1]
 
 
+def machine_load() -> str:
+    """`load1/pressure`: other work on the machine skews latency (not CPU per delivery)."""
+    load1 = Path("/proc/loadavg").read_text().split()[0]
+    try:
+        some = Path("/proc/pressure/cpu").read_text().splitlines()[0].split()
+        pressure = some[1].split("=")[1]
+    except (OSError, IndexError):
+        pressure = "?"
+    return f"{load1}/{pressure}%"
+
+
+async def append_histogram(server: Server) -> tuple[float, float, dict[str, float]]:
+    """(sum, count, cumulative bucket counts) of relay_engine_append_seconds."""
+    async with RelayClient(server.url, server.operator_token) as operator:
+        text = await operator.metrics()
+    total = count = 0.0
+    buckets: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("relay_engine_append_seconds_sum "):
+            total = float(line.split()[1])
+        elif line.startswith("relay_engine_append_seconds_count "):
+            count = float(line.split()[1])
+        elif line.startswith("relay_engine_append_seconds_bucket{"):
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets[bound] = float(line.split()[1])
+    return total, count, buckets
+
+
 # -- setting up peers -------------------------------------------------------------------
 
 
@@ -115,7 +152,7 @@ async def make_peers(server: Server, group: str, names: list[str]) -> list[str]:
         return list(await asyncio.gather(*(join(n) for n in names)))
 
 
-def start_relay(name: str, script: list[str], work: Path) -> Server:
+def start_relay(name: str, script: list[str], work: Path, engine: str = "sqlite") -> Server:
     data = work / f"{name}-data"
     server = start_server(
         name,
@@ -123,7 +160,7 @@ def start_relay(name: str, script: list[str], work: Path) -> Server:
             sys.executable,
             *script,
             "--engine",
-            "sqlite",
+            engine,
             "--data-dir",
             str(data),
             "--rate-limit",
@@ -141,13 +178,18 @@ def start_relay(name: str, script: list[str], work: Path) -> Server:
 
 
 async def fan_out(
-    server: Server, subscribers: int, rate: float, duration: float, loaders: int
+    server: Server,
+    subscribers: int,
+    rate: float,
+    duration: float,
+    loaders: int,
+    run: int = 0,
+    profile_dir: Path | None = None,
 ) -> FanOut:
     relay = server.name != "baseline"
+    group = f"fan{subscribers}-{run}"
     if relay:
-        tokens = await make_peers(
-            server, f"fan{subscribers}", ["sender", *(f"s{i}" for i in range(subscribers))]
-        )
+        tokens = await make_peers(server, group, ["sender", *(f"s{i}" for i in range(subscribers))])
         sender_token, sub_tokens = tokens[0], tokens[1:]
         path, send_path = "/v1/events", "/v1/messages"
         headers = {"Authorization": f"Bearer {sender_token}"}
@@ -176,11 +218,17 @@ async def fan_out(
             if ready["failed"]:
                 raise RuntimeError(f"{ready['failed']} streams did not open on {server.name}")
 
-        async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=30) as http:
+        limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+        async with httpx.AsyncClient(
+            base_url=server.url, headers=headers, timeout=30, limits=limits
+        ) as http:
 
             async def post(text: str) -> bool:
-                body = {"group": f"fan{subscribers}", "text": text} if relay else {"text": text}
-                response = await http.post(send_path, json=body)
+                body = {"group": group, "text": text} if relay else {"text": text}
+                try:
+                    response = await http.post(send_path, json=body)
+                except httpx.HTTPError:
+                    return False
                 return response.status_code < 300
 
             # warm-up: connections, caches, and the presence events of the new streams
@@ -192,6 +240,13 @@ async def fan_out(
             messages = int(rate * duration)
             for proc in procs:
                 await proc.tell({"expect": messages})
+            profiler = (
+                Profiler(server.pid, profile_dir / f"fanout-{server.name}-{subscribers}-{run}.txt")
+                if profile_dir is not None
+                else None
+            )
+            load = machine_load()
+            appends_before = await append_histogram(server) if relay else None
             start = CpuSample.of(server.pid)
             started_wall = time.time()
             t0 = time.monotonic()
@@ -216,9 +271,20 @@ async def fan_out(
                     await proc.tell({"stop": True})
                     reports.append(await proc.hear(15))
             end = CpuSample.of(server.pid)
+            if profiler is not None:
+                profiler.stop()
+            appends_after = await append_histogram(server) if relay else None
     finally:
         for proc in procs:
             await proc.end()
+
+    append_mean = append_slow = math.nan
+    if appends_before is not None and appends_after is not None:
+        n_appends = appends_after[1] - appends_before[1]
+        if n_appends > 0:
+            append_mean = (appends_after[0] - appends_before[0]) / n_appends * 1000
+            fast = appends_after[2].get("0.025", 0.0) - appends_before[2].get("0.025", 0.0)
+            append_slow = 1 - fast / n_appends
 
     latencies = [x for r in reports for x in r["latencies_ms"]]
     received = len(latencies)
@@ -227,6 +293,7 @@ async def fan_out(
     return FanOut(
         server=server.name,
         subscribers=subscribers,
+        run=run,
         rate=rate,
         messages=messages,
         expected=messages * subscribers,
@@ -240,6 +307,9 @@ async def fan_out(
         deliveries_per_s=received / max(1e-9, last - started_wall),
         cpu_us_per_delivery=cpu / max(1, received) * 1e6,
         cpu_share=cpu / (end.wall_s - start.wall_s),
+        load=load,
+        append_ms_mean=append_mean,
+        append_over_25ms=append_slow,
     )
 
 
@@ -247,7 +317,12 @@ async def fan_out(
 
 
 async def mcp_calls(
-    server: Server, tool: str, tokens: list[str], procs_n: int, duration: float
+    server: Server,
+    tool: str,
+    tokens: list[str],
+    procs_n: int,
+    duration: float,
+    profile_dir: Path | None = None,
 ) -> McpRun:
     arguments = {"group": "mcp", "message": "mcp bench message"} if tool == "send_message" else {}
     procs: list[Loader] = []
@@ -269,11 +344,18 @@ async def mcp_calls(
         for proc in procs:
             await proc.hear(60)
         await server.settle()
+        profiler = (
+            Profiler(server.pid, profile_dir / f"mcp-{server.name}-{tool}.txt")
+            if profile_dir is not None
+            else None
+        )
         start = CpuSample.of(server.pid)
         for proc in procs:
             await proc.tell({"go": True})
         reports = [await proc.hear(duration + 60) for proc in procs]
         end = CpuSample.of(server.pid)
+        if profiler is not None:
+            profiler.stop()
     finally:
         for proc in procs:
             await proc.end()
@@ -349,6 +431,8 @@ SERVERS = {
     "relay": "relay-server as shipped (python -m relay.server)",
     "relay-nd": "the same relay app, listening socket with proto TCP (TCP_NODELAY)",
     "relay-noop": "relay_with_noop.py: relay app + noop tool, relay-server's own socket",
+    "relay-nd-sn": "experiment: relay-nd with SQLite synchronous=NORMAL (no fsync per commit)",
+    "relay-nd-mem": "experiment: relay-nd with --engine memory (no storage at all)",
     "baseline": "baseline_broadcaster.py: Starlette + sse-starlette, no MCP, no storage",
 }
 
@@ -361,32 +445,95 @@ def _verdict(ok: bool) -> str:
     return "ok" if ok else "MISSED"
 
 
+@dataclass(frozen=True, slots=True)
+class Median:
+    """The median of the fan-out runs of one server at one subscriber count."""
+
+    server: str
+    subscribers: int
+    rate: float
+    runs: int
+    p50_ms: float
+    p99_ms: float
+    deliveries_per_s: float
+    cpu_us_per_delivery: float
+
+    @classmethod
+    def of(cls, runs: list[FanOut]) -> Median:
+        def med(values: list[float]) -> float:
+            return statistics.median(values)
+
+        return cls(
+            server=runs[0].server,
+            subscribers=runs[0].subscribers,
+            rate=runs[0].rate,
+            runs=len(runs),
+            p50_ms=med([r.p50_ms for r in runs]),
+            p99_ms=med([r.p99_ms for r in runs]),
+            deliveries_per_s=med([r.deliveries_per_s for r in runs]),
+            cpu_us_per_delivery=med([r.cpu_us_per_delivery for r in runs]),
+        )
+
+
+def medians(fan: list[FanOut]) -> dict[tuple[str, int], Median]:
+    groups: dict[tuple[str, int], list[FanOut]] = {}
+    for r in fan:
+        groups.setdefault((r.server, r.subscribers), []).append(r)
+    return {key: Median.of(runs) for key, runs in groups.items()}
+
+
 def _fan_table(fan: list[FanOut], add: Any) -> None:
-    add("== fan-out: one sender -> N SSE subscribers, fixed rate ==")
+    add("== fan-out: one sender -> N SSE subscribers, fixed rate (every run) ==")
     add(
-        f"{'server':<10}{'subs':>5}{'msg/s':>6}{'recv/expected':>16}{'p50 ms':>8}{'p99 ms':>8}"
-        f"{'max ms':>8}{'deliv/s':>9}{'CPU us/dlv':>11}{'CPU %':>7}{'lag ms':>7}{'errs':>5}"
+        f"{'server':<10}{'subs':>5}{'run':>4}{'msg/s':>6}{'recv/expected':>14}{'p50 ms':>8}"
+        f"{'p99 ms':>9}{'max ms':>9}{'deliv/s':>8}{'CPU us/dlv':>11}{'CPU %':>6}{'lag ms':>8}"
+        f"{'errs':>5}{'append ms':>10}{'>25ms':>6}  load/psi"
     )
     for r in fan:
         add(
-            f"{r.server:<10}{r.subscribers:>5}{r.rate:>6.0f}{f'{r.received}/{r.expected}':>16}"
-            f"{r.p50_ms:>8.2f}{r.p99_ms:>8.2f}{r.max_ms:>8.1f}{r.deliveries_per_s:>9.0f}"
-            f"{r.cpu_us_per_delivery:>11.1f}{r.cpu_share * 100:>7.1f}{r.send_lag_ms:>7.1f}"
-            f"{r.send_errors:>5}"
+            f"{r.server:<10}{r.subscribers:>5}{r.run:>4}{r.rate:>6.0f}"
+            f"{f'{r.received}/{r.expected}':>14}{r.p50_ms:>8.2f}{r.p99_ms:>9.2f}{r.max_ms:>9.1f}"
+            f"{r.deliveries_per_s:>8.0f}{r.cpu_us_per_delivery:>11.1f}{r.cpu_share * 100:>6.1f}"
+            f"{r.send_lag_ms:>8.1f}{r.send_errors:>5}{r.append_ms_mean:>10.2f}"
+            f"{r.append_over_25ms * 100:>5.0f}%  {r.load}"
         )
+    meds = medians(fan)
     add("")
-    add("ratio to baseline (same subscriber count):")
-    add(f"{'server':<10}{'subs':>5}{'p50':>9}{'p99':>9}{'deliv/s':>9}{'CPU/dlv':>9}")
-    base = {r.subscribers: r for r in fan if r.server == "baseline"}
-    for r in fan:
-        b = base.get(r.subscribers)
-        if r.server != "baseline" and b is not None:
-            add(
-                f"{r.server:<10}{r.subscribers:>5}{_ratio(r.p50_ms, b.p50_ms):>9}"
-                f"{_ratio(r.p99_ms, b.p99_ms):>9}"
-                f"{_ratio(r.deliveries_per_s, b.deliveries_per_s):>9}"
-                f"{_ratio(r.cpu_us_per_delivery, b.cpu_us_per_delivery):>9}"
-            )
+    add("medians over runs, and ratio to the baseline at the same subscriber count:")
+    add(
+        f"{'server':<10}{'subs':>5}{'runs':>5}{'p50 ms':>8}{'p99 ms':>9}{'deliv/s':>8}"
+        f"{'CPU us/dlv':>11}{'| p50':>8}{'p99':>8}{'deliv/s':>8}{'CPU/dlv':>8}"
+    )
+    for (name, n), m in meds.items():
+        b = meds.get(("baseline", n))
+        ratios = (
+            f"{_ratio(m.p50_ms, b.p50_ms):>8}{_ratio(m.p99_ms, b.p99_ms):>8}"
+            f"{_ratio(m.deliveries_per_s, b.deliveries_per_s):>8}"
+            f"{_ratio(m.cpu_us_per_delivery, b.cpu_us_per_delivery):>8}"
+            if b is not None and name != "baseline"
+            else ""
+        )
+        add(
+            f"{name:<10}{n:>5}{m.runs:>5}{m.p50_ms:>8.2f}{m.p99_ms:>9.2f}"
+            f"{m.deliveries_per_s:>8.0f}{m.cpu_us_per_delivery:>11.1f}{ratios}"
+        )
+    counts = sorted({n for _, n in meds})
+    if len(counts) >= 2:
+        lo, hi = counts[0], counts[-1]
+        add("")
+        add(
+            f"server CPU per message = fixed + N x per-delivery (fitted on the {lo} and {hi} "
+            "subscriber medians):"
+        )
+        for name in dict.fromkeys(k[0] for k in meds):
+            a, b2 = meds.get((name, lo)), meds.get((name, hi))
+            if a is None or b2 is None:
+                continue
+            per_msg_lo = a.cpu_us_per_delivery * lo
+            per_msg_hi = b2.cpu_us_per_delivery * hi
+            marginal = (per_msg_hi - per_msg_lo) / (hi - lo)
+            fixed = per_msg_lo - marginal * lo
+            add(f"{name:<10} fixed {fixed:8.0f} us per message, {marginal:6.1f} us per delivery")
 
 
 def _mcp_table(mcp: list[McpRun], add: Any) -> None:
@@ -427,33 +574,33 @@ def _idle_table(idle: list[Idle], add: Any) -> None:
 
 
 def _targets(fan: list[FanOut], idle: list[Idle], add: Any) -> None:
-    add("== targets (issue 2) ==")
-    by = {(r.server, r.subscribers): r for r in fan}
+    add("== targets (issue 2), on the medians ==")
+    meds = medians(fan)
     for name in dict.fromkeys(r.server for r in fan if r.server != "baseline"):
         for n in sorted({r.subscribers for r in fan}):
-            a, b = by.get((name, n)), by.get(("baseline", n))
+            a, b = meds.get((name, n)), meds.get(("baseline", n))
             if a and b:
                 ratio = a.cpu_us_per_delivery / b.cpu_us_per_delivery
                 add(
                     f"{name:<10} CPU/delivery at {n:>3} subs <= 1.5x baseline: "
-                    f"{ratio:6.2f}x   {_verdict(ratio <= 1.5)}"
+                    f"{ratio:7.2f}x   {_verdict(ratio <= 1.5)}"
                 )
-        ten = by.get((name, 10))
+        ten = meds.get((name, 10))
         if ten:
             add(
-                f"{name:<10} p50 <= 5 ms at 10 subs, {ten.rate:.0f} msg/s:    "
-                f"{ten.p50_ms:6.2f} ms {_verdict(ten.p50_ms <= 5)}"
+                f"{name:<10} p50 <= 5 ms at 10 subs, {ten.rate:.0f} msg/s:     "
+                f"{ten.p50_ms:7.2f} ms {_verdict(ten.p50_ms <= 5)}"
             )
             add(
-                f"{name:<10} p99 <= 25 ms at 10 subs, {ten.rate:.0f} msg/s:   "
-                f"{ten.p99_ms:6.2f} ms {_verdict(ten.p99_ms <= 25)}"
+                f"{name:<10} p99 <= 25 ms at 10 subs, {ten.rate:.0f} msg/s:    "
+                f"{ten.p99_ms:7.2f} ms {_verdict(ten.p99_ms <= 25)}"
             )
     for i in idle:
         if i.server != "baseline":
             kb = i.per_stream_bytes / 1024
             add(
-                f"{i.server:<10} idle subscriber <= 50 KB at {i.opened}:   "
-                f"{kb:6.1f} KB {_verdict(kb <= 50)}"
+                f"{i.server:<10} idle subscriber <= 50 KB at {i.opened}:    "
+                f"{kb:7.1f} KB {_verdict(kb <= 50)}"
             )
 
 
@@ -461,8 +608,10 @@ def report(fan: list[FanOut], mcp: list[McpRun], idle: list[Idle]) -> str:
     lines: list[str] = []
     add = lines.append
     add("")
+    present = {r.server for r in fan} | {m.server for m in mcp} | {i.server for i in idle}
     for name, what in SERVERS.items():
-        add(f"{name:<10} {what}")
+        if name in present:
+            add(f"{name:<12} {what}")
     if fan:
         add("")
         _fan_table(fan, add)
@@ -490,18 +639,27 @@ async def run(args: argparse.Namespace, work: Path) -> str:
         servers["relay"] = start_relay("relay", ["-m", "relay.server"], work)
         servers["relay-nd"] = start_relay("relay-nd", [*noop_module, "--bench-nodelay"], work)
         servers["relay-noop"] = start_relay("relay-noop", noop_module, work)
+        if args.experiments:
+            servers["relay-nd-sn"] = start_relay(
+                "relay-nd-sn", [*noop_module, "--bench-nodelay", "--bench-sync-normal"], work
+            )
+            servers["relay-nd-mem"] = start_relay(
+                "relay-nd-mem", [*noop_module, "--bench-nodelay"], work, engine="memory"
+            )
         servers["baseline"] = start_server(
             "baseline", [sys.executable, "-m", "bench.baseline_broadcaster"], work
         )
         for s in servers.values():
             print(f"{s.name}: pid {s.pid}, {s.url}", flush=True)
         print(f"logs and data in {work}", flush=True)
-        fan_servers = [servers[n] for n in ("relay", "relay-nd", "baseline") if n in args.servers]
+        fan_servers = [servers[n] for n in args.servers if n in servers]
         if "fanout" in args.phases:
             for n in args.subscribers:
                 loaders = max(1, math.ceil(n / args.subscribers_per_loader))
-                for server in fan_servers:
-                    result = await fan_out(server, n, args.rate, args.duration, loaders)
+                for run_no, server in itertools.product(range(args.repeat), fan_servers):
+                    result = await fan_out(
+                        server, n, args.rate, args.duration, loaders, run_no, args.profile
+                    )
                     print(
                         f"  fan-out {server.name} {n} subs: p50 {result.p50_ms:.2f} ms, "
                         f"p99 {result.p99_ms:.2f} ms, "
@@ -516,7 +674,7 @@ async def run(args: argparse.Namespace, work: Path) -> str:
                 tokens = await make_peers(server, "mcp", names)
                 for tool in ("send_message", "noop"):
                     result_mcp = await mcp_calls(
-                        server, tool, tokens, args.mcp_procs, args.mcp_duration
+                        server, tool, tokens, args.mcp_procs, args.mcp_duration, args.profile
                     )
                     print(f"  mcp {name} {tool}: {result_mcp.calls_per_s:.1f} calls/s", flush=True)
                     mcp.append(result_mcp)
@@ -554,6 +712,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rate", type=float, default=100.0, help="messages per second")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per fan-out run")
     parser.add_argument("--subscribers", type=int, nargs="+", default=[10, 100])
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="fan-out runs per server (interleaved; medians)"
+    )
     parser.add_argument("--subscribers-per-loader", type=int, default=50)
     parser.add_argument("--idle-streams", type=int, default=2000)
     parser.add_argument(
@@ -569,15 +730,27 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--servers",
         nargs="+",
         default=["relay", "relay-nd", "baseline"],
-        choices=["relay", "relay-nd", "baseline"],
-        help="fan-out targets",
+        choices=["relay", "relay-nd", "baseline", "relay-nd-sn", "relay-nd-mem"],
+        help="fan-out targets (the last two need --experiments)",
+    )
+    parser.add_argument(
+        "--experiments",
+        action="store_true",
+        help="also start relay-nd-sn and relay-nd-mem (see SERVERS) for --servers",
     )
     parser.add_argument("--quick", action="store_true", help="short phases (smoke test)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="record py-spy profiles (collapsed stacks) of the relay servers into this dir",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, data)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.duration, args.mcp_duration, args.idle_streams = 3.0, 3.0, 300
+        args.duration, args.mcp_duration, args.idle_streams, args.repeat = 3.0, 3.0, 300, 1
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="relay-bench-"))
     try:
         text = asyncio.run(asyncio.wait_for(run(args, work), 1800))

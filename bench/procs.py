@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,6 +24,7 @@ __all__ = [
     "BENCH_DIR",
     "CpuSample",
     "Loader",
+    "Profiler",
     "Server",
     "cpu_seconds",
     "rss_bytes",
@@ -126,6 +128,43 @@ def start_server(name: str, command: list[str], work_dir: Path, timeout: float =
             except httpx.HTTPError:
                 pass
         time.sleep(0.05)
+
+
+class Profiler:
+    """`py-spy record` attached to a server for one phase (collapsed stacks, `--nonblocking`)."""
+
+    def __init__(self, pid: int, output: Path, rate: int = 200) -> None:
+        exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        self.output = output
+        self._log = output.with_suffix(".log").open("wb")
+        self.process = subprocess.Popen(
+            [
+                exe,
+                "record",
+                "--pid",
+                str(pid),
+                "--rate",
+                str(rate),
+                "--format",
+                "raw",
+                "--nonblocking",
+                "--output",
+                str(output),
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def stop(self) -> None:
+        """SIGINT makes py-spy write its file; bounded wait, then SIGKILL."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.send_signal(signal.SIGKILL)
+                self.process.wait(10)
+        self._log.close()
 
 
 class Loader:

@@ -16,6 +16,11 @@ network path is the shipped one. `--bench-nodelay` (taken off before relay's own
 flags are parsed) makes it with `proto=IPPROTO_TCP` instead, which is what lets
 asyncio set TCP_NODELAY on every accepted connection: the one-line change this
 benchmark suggests for `relay.server.__main__._bind`.
+
+`--bench-sync-normal` is an experiment, not a proposal as such: it switches the
+SQLite engine's connection to `PRAGMA synchronous=NORMAL` right after it opens
+(WAL mode: a commit survives `kill -9` of the process, but not a power cut),
+to measure what the fsync per commit costs.
 """
 
 from __future__ import annotations
@@ -36,7 +41,8 @@ from relay.server.__main__ import _bind
 from relay.server.app import create_app
 from relay.server.auth import load_operator_token, write_private
 from relay.server.config import ServerConfig
-from relay.server.engines import open_engine
+from relay.server.engines import Engine, open_engine
+from relay.server.engines.sqlite import SqliteEngine
 from relay.server.relay import Relay
 
 __all__ = ["find_fastmcp", "main"]
@@ -76,10 +82,25 @@ def _bind_tcp(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def serve(config: ServerConfig, *, nodelay: bool) -> None:
+def _sync_normal(engine: Engine) -> None:
+    """After `engine` opens, its SQLite connection no longer fsyncs every commit."""
+    if not isinstance(engine, SqliteEngine):
+        raise SystemExit("--bench-sync-normal needs --engine sqlite")
+    opened = engine.open
+
+    async def open_then_relax() -> None:
+        await opened()
+        engine._db().execute("PRAGMA synchronous=NORMAL")  # no commit is running yet
+
+    engine.open = open_then_relax  # type: ignore[method-assign]
+
+
+async def serve(config: ServerConfig, *, nodelay: bool, sync_normal: bool = False) -> None:
     config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     token, _, _ = load_operator_token(config.data_dir, config.operator_token)
     engine = open_engine(config.engine, config.data_dir, nats_url=config.nats_url)
+    if sync_normal:
+        _sync_normal(engine)
     relay = Relay(engine, config, operator_token=token)
     app = create_app(relay)
     add_noop(find_fastmcp(app))
@@ -98,10 +119,16 @@ async def serve(config: ServerConfig, *, nodelay: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
-    nodelay = "--bench-nodelay" in args
-    config = ServerConfig.from_args([a for a in args if a != "--bench-nodelay"])
+    ours = {"--bench-nodelay", "--bench-sync-normal"}
+    config = ServerConfig.from_args([a for a in args if a not in ours])
     logging.basicConfig(level=config.log_level.upper(), stream=sys.stderr)
-    asyncio.run(serve(config, nodelay=nodelay))
+    asyncio.run(
+        serve(
+            config,
+            nodelay="--bench-nodelay" in args,
+            sync_normal="--bench-sync-normal" in args,
+        )
+    )
 
 
 if __name__ == "__main__":
