@@ -24,9 +24,15 @@ increasing ids, so it keeps working, but what the deleted records did is gone
 for relays that replay later, and they will disagree with relays that applied
 it. Do not delete from or purge the stream of a running deployment.
 
-Durability is JetStream's: acknowledged means written to the stream's store.
-For an fsync before each ack run nats-server with `jetstream { sync_interval:
-always }`, or run a three-node cluster with a replicated stream.
+Durability is JetStream's: acknowledged means written to the stream's store
+(it survives `kill -9` of a relay or of nats-server). For an fsync before each
+ack run nats-server with `jetstream { sync_interval: always }`; on a three-node
+cluster, replicate the stream (`nats stream edit RELAY --replicas 3`).
+
+Credentials go in the URL (`nats://user:password@host:4222`); pass it in
+`RELAY_NATS_URL` rather than on the command line. Messages and logs show URLs
+with the credentials replaced by `***`. Several URLs, comma-separated, name
+the servers of a cluster.
 """
 
 from __future__ import annotations
