@@ -186,6 +186,17 @@ class RelayClient:
             await self._request("POST", "/v1/groups", json_body={"name": name})
         )
 
+    async def rotate_secret(self, group: str) -> GroupCreated:
+        """A new join secret for `group` (operator token); the old one stops working."""
+        return GroupCreated.model_validate(
+            await self._request("POST", f"/v1/groups/{group}/secret")
+        )
+
+    async def revoke_peer(self, group: str, name: str) -> int:
+        """Revoke every token of peer `name` in `group` (operator token); returns how many."""
+        body = await self._request("POST", f"/v1/groups/{group}/peers/{name}/revoke")
+        return int(body["revoked"])
+
     async def join(
         self,
         group: str,

@@ -368,3 +368,39 @@ def test_secrets_are_never_asked_for_without_a_terminal(home: Home) -> None:
     joined = _relay(home, "--server", "http://127.0.0.1:9", "groups", "join", "g", "--name", "n")
     assert joined.returncode == 1
     assert "--secret-file (or RELAY_JOIN_SECRET)" in joined.stderr
+
+
+def test_operator_revokes_a_peer_and_rotates_a_join_secret(
+    home: Home, relay_server: RunningServer, team: str, tmp_path: Path
+) -> None:
+    _store_peer(relay_server, "%8", team, "lost-laptop", "claude-code")
+    op_file = tmp_path / "operator-token"
+    op_file.write_text(relay_server.operator_token)
+    op_file.chmod(0o600)
+    server = ["--server", relay_server.url]
+
+    revoked = _relay(
+        home, *server, "token", "revoke", "--group", team, "--peer", "lost-laptop",
+        "--operator-token-file", str(op_file),
+    )  # fmt: skip
+    assert revoked.returncode == 0, revoked.stderr
+    assert "revoked 1 token(s) of 'lost-laptop'" in revoked.stdout
+    refused = _relay(home, "--pane", "%8", "send", team, "still here?")
+    assert refused.returncode == 1
+    half = _relay(home, *server, "token", "revoke", "--peer", "x")
+    assert "both --group and --peer" in half.stderr
+
+    rotated = _relay(
+        home, *server, "groups", "rotate-secret", team, "--operator-token-file", str(op_file)
+    )
+    assert rotated.returncode == 0, rotated.stderr
+    assert "old one no longer works" in rotated.stdout
+    new_secret = rotated.stdout.rsplit(": ", 1)[1].strip()
+    assert new_secret.startswith("relay_js_")
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(new_secret)
+    joined = _relay(
+        home, *server, "groups", "join", team, "--name", "newcomer",
+        "--secret-file", str(secret_file), "--profile", "newcomer",
+    )  # fmt: skip
+    assert joined.returncode == 0, joined.stderr

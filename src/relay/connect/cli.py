@@ -10,6 +10,8 @@
     relay groups list
     relay token create --save-profile laptop         # a further token for this peer
     relay token revoke                               # revoke this pane's token
+    relay token revoke --group backend --peer bob    # operator: every token of bob (lost laptop)
+    relay groups rotate-secret backend               # operator: a new join secret, old one dies
     relay doctor                                     # what is wrong, and what to do
 
 Identity: `RELAY_TOKEN`, else the credentials of `--profile NAME`, else of
@@ -73,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     g = gsub.add_parser("create", help="create a group (operator token)")
     g.add_argument("group")
     g.add_argument("--operator-token-file", type=Path)
+    g = gsub.add_parser("rotate-secret", help="a new join secret (operator token)")
+    g.add_argument("group")
+    g.add_argument("--operator-token-file", type=Path)
     g = gsub.add_parser("join", help="join as a human; saves a profile")
     g.add_argument("group")
     g.add_argument("--name", required=True)
@@ -83,8 +88,15 @@ def build_parser() -> argparse.ArgumentParser:
     tsub = p.add_subparsers(dest="action", required=True)
     t = tsub.add_parser("create", help="a further token for this peer (printed once)")
     t.add_argument("--save-profile", metavar="NAME", help="save it as a profile, do not print")
-    t = tsub.add_parser("revoke", help="revoke this peer's token (or the one in --token-file)")
+    t = tsub.add_parser(
+        "revoke",
+        help="revoke this peer's token (or the one in --token-file); with --group and --peer, "
+        "every token of that peer (operator token)",
+    )
     t.add_argument("--token-file", type=Path)
+    t.add_argument("--group", help="with --peer: the peer's group")
+    t.add_argument("--peer", help="operator: revoke every token of this peer")
+    t.add_argument("--operator-token-file", type=Path)
 
     sub.add_parser("doctor", help="check server, TLS, token, tmux and agent config")
 

@@ -181,13 +181,18 @@ async def cmd_groups(args: argparse.Namespace, ident: Identity, store: Credentia
     if ident.server is None:
         raise ConnectError("no relay server known: pass --server URL")
     server = ident.server
-    if args.action == "create":
+    if args.action in ("create", "rotate-secret"):
         operator = _secret(
             args.operator_token_file, ENV_OPERATOR_TOKEN, "--operator-token-file", "operator token"
         )
         async with RelayClient(server, operator) as client:
-            created = await client.create_group(args.group)
-        print(f"group {created.group} created; join secret (shown once): {created.join_secret}")
+            if args.action == "create":
+                created = await client.create_group(args.group)
+                done = "created"
+            else:
+                created = await client.rotate_secret(args.group)
+                done = "has a new join secret; the old one no longer works"
+        print(f"group {created.group} {done}; join secret (shown once): {created.join_secret}")
         return 0
     secret = _secret(args.secret_file, ENV_JOIN_SECRET, "--secret-file", "the join secret")
     profile = args.join_profile or args.profile or "default"
@@ -207,6 +212,8 @@ async def cmd_groups(args: argparse.Namespace, ident: Identity, store: Credentia
 
 
 async def cmd_token(args: argparse.Namespace, ident: Identity, store: CredentialStore) -> int:
+    if args.action == "revoke" and (args.peer or args.group):
+        return await _revoke_peer(args, ident)
     server, token = _need(ident)
     async with RelayClient(server, token) as client:
         if args.action == "create":
@@ -224,6 +231,20 @@ async def cmd_token(args: argparse.Namespace, ident: Identity, store: Credential
     if target is None and ident.cred is not None:
         store.remove(server, ident.cred.key)
     print("token revoked")
+    return 0
+
+
+async def _revoke_peer(args: argparse.Namespace, ident: Identity) -> int:
+    if not (args.peer and args.group):
+        raise ConnectError("to revoke a peer's tokens pass both --group and --peer")
+    if ident.server is None:
+        raise ConnectError("no relay server known: pass --server URL")
+    operator = _secret(
+        args.operator_token_file, ENV_OPERATOR_TOKEN, "--operator-token-file", "operator token"
+    )
+    async with RelayClient(ident.server, operator) as client:
+        count = await client.revoke_peer(args.group, args.peer)
+    print(f"revoked {count} token(s) of {args.peer!r} in {args.group}")
     return 0
 
 
