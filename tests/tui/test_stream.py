@@ -16,6 +16,7 @@ import pytest
 
 from relay.client import Backoff, RelayClient, StreamEvent, StreamState
 from relay.tui.stream import ConnectionView, Phase, StreamWorker
+from tests.conftest import RunningServer, make_peer
 
 
 async def wait_for(condition: Callable[[], bool], *, within: float = 10.0) -> None:
@@ -145,3 +146,98 @@ async def test_worker_stream_retries_a_refusing_relay_without_a_start_step() -> 
             finally:
                 await stop(task)
     assert events == []
+
+
+# -- the worker against real servers --------------------------------------------------
+
+
+async def test_a_silent_stream_is_dropped_after_the_read_timeout_and_resumed() -> None:
+    """A relay that answers with a stream and then says nothing (no pings) is not trusted."""
+    connections = 0
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+            b"transfer-encoding: chunked\r\n\r\n"
+        )
+        await writer.drain()
+        with contextlib.suppress(ConnectionError):
+            await reader.read()  # hold the connection open, silently, until the client gives up
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server, RelayClient(f"http://127.0.0.1:{port}", "t0ken") as client:
+        views: list[ConnectionView] = []
+        worker = StreamWorker(
+            client,
+            on_event=lambda event: None,
+            on_view=views.append,
+            backoff=Backoff(base=0.05, cap=0.1),
+            read_timeout=0.3,
+        )
+        task = asyncio.create_task(worker.run())
+        try:
+            await wait_for(lambda: connections >= 2)
+        finally:
+            await stop(task)
+    phases = [v.phase for v in views]
+    assert Phase.CONNECTED in phases
+    assert phases.index(Phase.RECONNECTING) > phases.index(Phase.CONNECTED)
+
+
+async def test_the_stream_resumes_after_a_relay_restart_without_gaps_or_repeats(
+    relay_server: RunningServer,
+) -> None:
+    alice = await make_peer(relay_server, "team", "alice")
+    bob = await make_peer(relay_server, "team", "bob")
+    events: list[StreamEvent] = []
+    async with RelayClient(relay_server.url, alice) as a, RelayClient(relay_server.url, bob) as b:
+        worker = StreamWorker(a, on_event=events.append, backoff=Backoff(base=0.05, cap=0.2))
+        task = asyncio.create_task(worker.run())
+        restarted = None
+        try:
+            await wait_for(lambda: worker.view.phase is Phase.CONNECTED)
+            await b.send("team", "one")
+            await wait_for(lambda: texts(events) == ["one"])
+            relay_server.stop()
+            await wait_for(lambda: worker.view.failures > 0)
+            restarted = relay_server.restart()
+            await wait_for(lambda: worker.view.phase is Phase.CONNECTED)
+            await b.send("team", "two")
+            await wait_for(lambda: texts(events) == ["one", "two"])
+            ids = [e.id for e in events]
+            assert ids == sorted(set(ids))  # increasing: nothing replayed twice
+            assert worker.last_event_id == ids[-1]
+            assert worker.view.connects == 2
+        finally:
+            await stop(task)
+            if restarted is not None:
+                restarted.stop()
+
+
+async def test_a_revoked_token_stops_the_worker_with_the_reason(
+    relay_server: RunningServer,
+) -> None:
+    alice = await make_peer(relay_server, "team", "alice")
+    async with RelayClient(relay_server.url, alice) as a:
+        worker = StreamWorker(a, on_event=lambda event: None, backoff=Backoff(base=0.05, cap=0.2))
+        task = asyncio.create_task(worker.run())
+        await wait_for(lambda: worker.view.phase is Phase.CONNECTED)
+        await a.revoke_token()
+        relay_server.stop()  # the open stream ends; the next attempt is refused
+        restarted = relay_server.restart()
+        try:
+            await asyncio.wait_for(task, timeout=20)  # run() returns: no more retries
+        finally:
+            restarted.stop()
+    assert worker.view.phase is Phase.AUTH_FAILED
+    assert worker.view.final
+    assert "token" in worker.view.reason
+
+
+def texts(events: list[StreamEvent]) -> list[str]:
+    return [str(e.data["text"]) for e in events if e.type == "message"]
