@@ -415,3 +415,11 @@ async def test_kill_9_of_one_relay_loses_no_acknowledged_message(
     await _until_known(restarted, bob)
     again = await _history(restarted, alice, "crash")
     assert [m["id"] for m in again] == [m["id"] for m in history] + [after["id"]]
+
+
+def test_nats_stream_name_is_checked() -> None:
+    from relay.server.config import ConfigError, ServerConfig
+
+    assert ServerConfig.from_args(["--nats-stream", "TEAM_A"], env={}).nats_stream == "TEAM_A"
+    with pytest.raises(ConfigError, match="--nats-stream"):
+        ServerConfig.from_args(["--nats-stream", "bad name"], env={})

@@ -58,10 +58,13 @@ def _bind(host: str, port: int) -> socket.socket:
 async def serve(config: ServerConfig) -> None:
     config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     token, token_file, created = load_operator_token(config.data_dir, config.operator_token)
-    engine = open_engine(config.engine, config.data_dir, nats_url=config.nats_url)
+    engine = open_engine(
+        config.engine, config.data_dir, nats_url=config.nats_url, nats_stream=config.nats_stream
+    )
     relay = Relay(engine, config, operator_token=token)
-    app = create_app(relay)
     sock = _bind(config.host, config.port)
+    await relay.start()  # before serving: a bad engine is one clear line, not a traceback
+    app = create_app(relay, start_relay=False)
     host, port = sock.getsockname()[:2]
     uv_config = uvicorn.Config(
         app,

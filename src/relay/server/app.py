@@ -59,13 +59,16 @@ class _RequireToken:
         await self.app(scope, receive, send)
 
 
-def create_app(relay: Relay) -> Starlette:
+def create_app(relay: Relay, *, start_relay: bool = True) -> Starlette:
+    """The ASGI app. With `start_relay` its lifespan starts and closes `relay`;
+    without, the caller has started it (so engine errors surface before serving)."""
     mcp_app = build_mcp(relay).http_app(path="/mcp", stateless_http=True)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with mcp_app.lifespan(app):
-            await relay.start()
+            if start_relay:
+                await relay.start()
             try:
                 yield
             finally:

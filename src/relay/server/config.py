@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,8 @@ class ServerConfig:
     data_dir: Path = field(default_factory=lambda: default_data_dir(os.environ))
     engine: str = "sqlite"
     nats_url: str | None = None
+    nats_stream: str = "RELAY"
+    """The JetStream stream holding the log; one per relay deployment sharing a NATS."""
     operator_token: str | None = field(default=None, repr=False)
     max_message_bytes: int = 64 * 1024
     rate_limit: float = 10.0
@@ -82,6 +85,7 @@ class ServerConfig:
                 data_dir=Path(data_dir).expanduser() if data_dir else default_data_dir(env),
                 engine=engine,
                 nats_url=pick(args.nats_url, "NATS_URL", None),
+                nats_stream=str(pick(args.nats_stream, "NATS_STREAM", "RELAY")),
                 operator_token=env.get("RELAY_OPERATOR_TOKEN") or None,
                 max_message_bytes=int(pick(args.max_message_bytes, "MAX_MESSAGE_BYTES", 65536)),
                 rate_limit=float(pick(args.rate_limit, "RATE_LIMIT", 10.0)),
@@ -100,6 +104,8 @@ class ServerConfig:
         return config
 
     def check(self) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", self.nats_stream):
+            raise ConfigError("--nats-stream is 1-64 of letters, digits, '_' and '-'")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"--port must be 0..65535, not {self.port}")
         if self.max_message_bytes < 1:
@@ -131,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--port", type=int, help="port (default 8765; 0 picks a free one)")
     add("--data-dir", help="where the database and operator token live")
     add("--engine", help="sqlite (default), memory or nats")
-    add("--nats-url", help="NATS server for --engine nats")
+    add("--nats-url", help="NATS server(s) for --engine nats (credentials: RELAY_NATS_URL)")
+    add("--nats-stream", help="JetStream stream for the log (default RELAY)")
     add("--max-message-bytes", type=int, help="largest message text in bytes (default 65536)")
     add("--rate-limit", type=float, help="sends per second per peer (default 10, burst 3x)")
     add("--ping-interval", type=float, help="seconds between stream pings (default 15)")

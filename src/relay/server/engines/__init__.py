@@ -50,7 +50,9 @@ class Engine(Protocol):
         ...
 
 
-def open_engine(kind: str, data_dir: Path, *, nats_url: str | None = None) -> Engine:
+def open_engine(
+    kind: str, data_dir: Path, *, nats_url: str | None = None, nats_stream: str = "RELAY"
+) -> Engine:
     """The engine named `kind` (`memory`, `sqlite`), not yet opened."""
     if kind == "memory":
         from relay.server.engines.memory import MemoryEngine
@@ -66,5 +68,7 @@ def open_engine(kind: str, data_dir: Path, *, nats_url: str | None = None) -> En
         except ImportError as exc:
             raise EngineError("the nats engine needs nats-py: pip install 'relay[nats]'") from exc
 
-        return NatsEngine(nats_url or DEFAULT_NATS_URL)
+        # One subject per stream: JetStream refuses two streams on overlapping subjects.
+        subject = "relay.log" if nats_stream == "RELAY" else f"relay.log.{nats_stream}"
+        return NatsEngine(nats_url or DEFAULT_NATS_URL, stream=nats_stream, subject=subject)
     raise EngineError(f"unknown engine {kind!r}; use sqlite, memory or nats")
