@@ -466,3 +466,6 @@ class RelayTui(App[None]):
             self.log_view.note(f"the injector stopped: {error}", warn=True)
         elif event.worker.name == "stream":
             self.log_view.note(f"the event stream stopped: {error}", warn=True)
+            self.show_connection(
+                self.connection.to(Phase.STOPPED, now=self._clock(), reason=str(error))
+            )
