@@ -437,6 +437,36 @@ def test_a_hook_saying_working_confirms_the_submission() -> None:
     assert phase(m) is Phase.IDLE
 
 
+def test_a_repeated_working_status_confirms_nothing() -> None:
+    m = InjectorMachine(SETTINGS)
+    m.agent_status("working", 0.0)
+    to_waiting(m)
+    now = 1.0
+    while phase(m) is not Phase.PASTED:  # the hook goes stale after 10 s of an idle pane
+        m.observed(IDLE, now)
+        now += 0.5
+        m.tick(now)
+    m.tick(now + 0.2)
+    assert has_enter(m.observed(typed(PROMPT_5), now + 0.2))
+    m.agent_status("working", now + 0.3)  # the same status again (a reconnect, say)
+    assert m.view.delivered == 0
+    assert phase(m) is Phase.SUBMITTED
+
+
+def test_our_text_in_the_box_waits_for_a_working_hook() -> None:
+    m = InjectorMachine(SETTINGS)
+    _, text = to_pasted(m)
+    m.tick(1.7)
+    m.observed(typed(text, PaneState.BUSY), 1.7)  # WAITING, the text still ours
+    m.agent_status("working", 1.8)
+    m.tick(2.2)
+    assert not has_enter(m.observed(typed(text), 2.2))
+    assert m.view.reason == "agent working (its hook says so)"
+    m.agent_status("idle", 2.5)
+    m.tick(2.7)
+    assert has_enter(m.observed(typed(text), 2.7))
+
+
 def test_a_dialog_after_the_enter_means_the_turn_started() -> None:
     m = InjectorMachine(SETTINGS)
     to_submitted(m)
@@ -677,6 +707,7 @@ class MemoryPane:
     busy: bool = False
     submitted: list[str] = field(default_factory=list)
     fail: bool = False
+    in_mode: bool = False
 
     def snapshot(self) -> PaneSnapshot:
         if self.fail:
@@ -684,7 +715,7 @@ class MemoryPane:
         rule = "─" * 40
         footer = "  esc to interrupt" if self.busy else "  ? for shortcuts"
         lines = (rule, "\u276f\u00a0" + self.box, rule, footer)
-        return PaneSnapshot(lines, None, "✳ Claude Code", KIND)
+        return PaneSnapshot(lines, None, "✳ Claude Code", KIND, self.in_mode)
 
     def paste(self, text: str) -> None:
         self.box += text
@@ -755,5 +786,20 @@ async def test_the_wrapper_shows_a_pane_error_and_recovers() -> None:
         pane.fail = False
         await _until(lambda: injector.view.delivered == 1, "delivery after recovery")
         assert pane.submitted == ["Call register now."]
+    finally:
+        task.cancel()
+
+
+async def test_the_wrapper_keeps_off_a_pane_in_copy_mode() -> None:
+    pane = MemoryPane(in_mode=True)
+    injector = Injector(pane, FAST)
+    task = asyncio.create_task(injector.run())
+    try:
+        injector.arrival("alice", 1)
+        await _until(lambda: "copy mode" in injector.view.reason, "the copy-mode reason")
+        assert pane.submitted == []
+        assert pane.box == ""
+        pane.in_mode = False
+        await _until(lambda: injector.view.delivered == 1, "delivery after scrolling")
     finally:
         task.cancel()

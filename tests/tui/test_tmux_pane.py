@@ -179,3 +179,14 @@ def test_detect_agent_kind_of_a_plain_process_is_none() -> None:
             assert detect_agent_kind(proc.pid) is None
         finally:
             proc.kill()
+
+
+def test_copy_mode_shows_in_the_snapshot(claude_stand_in: StandIn) -> None:
+    pane = TmuxPane(claude_stand_in.pane_id, socket_name=claude_stand_in.socket)
+    assert pane.snapshot().in_mode is False
+    subprocess.run(
+        ["tmux", "-L", claude_stand_in.socket, "copy-mode", "-t", claude_stand_in.pane_id],
+        check=True,
+    )
+    assert pane.snapshot().in_mode is True
+    assert pane.snapshot().lines[0] == "stand-in agent"

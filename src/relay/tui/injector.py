@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from relay.tui.panestate import PaneReading, PaneState, read_pane
-from relay.tui.tmux import PaneDriver, PaneError
+from relay.tui.tmux import PaneDriver, PaneError, PaneSnapshot
 
 __all__ = [
     "DEFAULT_PROMPT_TEMPLATE",
@@ -326,11 +326,13 @@ class InjectorMachine:
     def agent_status(self, status: str, now: float) -> list[Command]:
         """The agent's own status from the relay (`peer_status` for this peer)."""
         new = AgentStatus.parse(status)
+        old, self.status = self.status, new
         if new is not AgentStatus.WORKING:
             self._idle_since = None
-        self.status = new
         if self.phase is Phase.SUBMITTED and new is AgentStatus.WORKING:
-            return self._delivered(now)
+            if old is not AgentStatus.WORKING:
+                return self._delivered(now)  # the agent's prompt-submit hook just ran
+            return self._wait_cmd()
         if self.phase is Phase.PASTED and new is AgentStatus.DND:
             # Not even an Enter on a do-not-disturb agent; the paste stays ours.
             return self._to_waiting(now, capture=False)
@@ -416,19 +418,33 @@ class InjectorMachine:
         if reading.state is PaneState.UNKNOWN:
             return f"can't read the agent's pane: {reading.reason}"
         # The pane is idle and empty; the hook may still say `working`.
-        if self.status is AgentStatus.WORKING:
-            if self._idle_since is None:
-                self._idle_since = now
-            if now - self._idle_since < self.settings.stale_working_s:
-                return "agent working (its hook says so)"
+        if self._hook_says_working(now):
+            return "agent working (its hook says so)"
         return None
 
+    def _hook_says_working(self, now: float) -> bool:
+        """The hook's `working`, unless the pane has looked idle for `stale_working_s`."""
+        if self.status is not AgentStatus.WORKING:
+            return False
+        if self._idle_since is None:
+            self._idle_since = now
+        return now - self._idle_since < self.settings.stale_working_s
+
     def _observed_waiting(self, reading: PaneReading, now: float) -> list[Command]:
-        if reading.state is not PaneState.IDLE_EMPTY:
-            self._idle_since = None
         owned = self._owned_text
+        ours = (
+            owned is not None
+            and reading.state is PaneState.IDLE_TEXT
+            and holds_text(reading, owned)
+        )
+        if reading.state is not PaneState.IDLE_EMPTY and not ours:
+            self._idle_since = None
         if owned is not None and self._static_blocker() is None:
-            if reading.state is PaneState.IDLE_TEXT and holds_text(reading, owned):
+            if ours:
+                if self._hook_says_working(now):
+                    self.reason = "agent working (its hook says so)"
+                    self._next_at = now + self.settings.poll_s
+                    return [Wait(self._next_at)]
                 # Our own earlier paste is still in the box and the agent is idle: send it.
                 prompt = self._attempt.prompt if self._attempt else self._owned_prompt(owned)
                 self._attempt = _Attempt(prompt, pasted_at=now, pastes=0)
@@ -627,6 +643,13 @@ class InjectorMachine:
 
 
 # ---- the I/O-driving wrapper ------------------------------------------------------------------
+def _reading_of(snap: PaneSnapshot) -> PaneReading:
+    if snap.in_mode:
+        # The screen is the agent's, but keys would go to tmux's copy mode.
+        return PaneReading(PaneState.UNKNOWN, snap.kind, None, "pane in copy mode (scrolled)")
+    return read_pane(snap.lines, snap.title, snap.kind, snap.styled)
+
+
 class Injector:
     """Runs an `InjectorMachine` against a real pane on the app's asyncio loop.
 
@@ -702,7 +725,7 @@ class Injector:
             try:
                 if isinstance(command, Capture):
                     snap = await asyncio.to_thread(self._pane.snapshot)
-                    reading = read_pane(snap.lines, snap.title, snap.kind, snap.styled)
+                    reading = _reading_of(snap)
                     more = self._machine.observed(reading, self._clock())
                 elif isinstance(command, Paste):
                     await asyncio.to_thread(self._pane.paste, command.text)

@@ -48,6 +48,9 @@ class PaneSnapshot:
     styled: tuple[str, ...] | None
     title: str
     kind: str | None
+    in_mode: bool = False
+    """tmux shows the pane in a mode (copy mode: someone is scrolling it). Keys sent now
+    would go to the mode, not to the agent: an Enter would only leave copy mode."""
 
 
 class PaneDriver(Protocol):
@@ -74,12 +77,14 @@ class TmuxPane:
     # ---- reading --------------------------------------------------------------------------
     def snapshot(self) -> PaneSnapshot:
         out = self._cmd(
-            "display-message", "-p", "-t", self.pane_id, _HEADER + "#{pane_pid}|#{pane_title}",
+            "display-message", "-p", "-t", self.pane_id,
+            _HEADER + "#{pane_pid}|#{pane_in_mode}|#{pane_title}",
             ";", "capture-pane", "-p", "-e", "-t", self.pane_id,
         )  # fmt: skip
         if not out or not out[0].startswith(_HEADER):
             raise PaneError(f"unexpected answer from tmux for pane {self.pane_id}")
-        pid, _, title = out[0][len(_HEADER) :].partition("|")
+        pid, _, rest = out[0][len(_HEADER) :].partition("|")
+        in_mode, _, title = rest.partition("|")
         styled = tuple(out[1:])
         plain = tuple(_SGR.sub("", line) for line in styled)
         if self._kind is None and pid.isdigit():
@@ -89,7 +94,7 @@ class TmuxPane:
             if now - self._kind_checked_at >= _KIND_RECHECK_S:
                 self._kind_checked_at = now
                 self._kind = detect_agent_kind(int(pid))
-        return PaneSnapshot(plain, styled, title, self._kind)
+        return PaneSnapshot(plain, styled, title, self._kind, in_mode not in ("", "0"))
 
     def capture(self) -> list[str]:
         """The visible lines, without attributes."""
