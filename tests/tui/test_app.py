@@ -303,7 +303,7 @@ async def test_the_injector_hears_arrivals_status_and_reads(relay_server: Runnin
             assert "new from bob" in read["_text"]
             await until(pilot, lambda: ("cleared", None) in injector.calls, "cleared")
             await until(pilot, lambda: counters.plain.startswith("unread 0"), "unread 0 shown")
-            assert "nothing pending" in counters.plain
+            assert "pending 0" in counters.plain
 
 
 def test_no_injector_without_a_pane_or_when_watching_only() -> None:

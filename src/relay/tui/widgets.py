@@ -372,10 +372,9 @@ def counters_text(unread: int, injector: InjectorViewLike | None, *, watch_only:
         if injector.reason:
             text.append(f" · {injector.reason}", "italic")
     else:
-        text.append("nothing pending", "dim")
-        if injector.delivered:
-            sent = f"{injector.delivered} prompt{'s' if injector.delivered != 1 else ''} sent"
-            text.append(f" · {sent}", "dim")
+        # tests/agents read these words off the screen: keep "pending N" and "prompted N"
+        text.append("pending 0", "dim")
+        text.append(f" · prompted {injector.delivered}", "dim")
     return text
 
 
