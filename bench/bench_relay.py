@@ -65,6 +65,8 @@ class FanOut:
     deliveries_per_s: float
     cpu_us_per_delivery: float
     cpu_share: float
+    threads_us_per_message: float
+    """CPU of the server's threads other than the event loop (SQLite engine), per message"""
     load: str
     """the machine's 1-minute load average and CPU pressure (some, avg10) at the start"""
     append_ms_mean: float = math.nan
@@ -152,7 +154,13 @@ async def make_peers(server: Server, group: str, names: list[str]) -> list[str]:
         return list(await asyncio.gather(*(join(n) for n in names)))
 
 
-def start_relay(name: str, script: list[str], work: Path, engine: str = "sqlite") -> Server:
+def start_relay(
+    name: str,
+    script: list[str],
+    work: Path,
+    engine: str = "sqlite",
+    extra_env: dict[str, str] | None = None,
+) -> Server:
     data = work / f"{name}-data"
     server = start_server(
         name,
@@ -169,6 +177,7 @@ def start_relay(name: str, script: list[str], work: Path, engine: str = "sqlite"
             "warning",
         ],
         work,
+        extra_env=extra_env,
     )
     server.operator_token = (data / "operator-token").read_text().strip()
     return server
@@ -307,6 +316,7 @@ async def fan_out(
         deliveries_per_s=received / max(1e-9, last - started_wall),
         cpu_us_per_delivery=cpu / max(1, received) * 1e6,
         cpu_share=cpu / (end.wall_s - start.wall_s),
+        threads_us_per_message=(cpu - (end.main_s - start.main_s)) / max(1, messages) * 1e6,
         load=load,
         append_ms_mean=append_mean,
         append_over_25ms=append_slow,
@@ -433,6 +443,7 @@ SERVERS = {
     "relay-noop": "relay_with_noop.py: relay app + noop tool, relay-server's own socket",
     "relay-nd-sn": "experiment: relay-nd with SQLite synchronous=NORMAL (no fsync per commit)",
     "relay-nd-mem": "experiment: relay-nd with --engine memory (no storage at all)",
+    "relay-nd-json": "experiment: relay-nd with FASTMCP_JSON_RESPONSE=true (MCP answers as JSON)",
     "baseline": "baseline_broadcaster.py: Starlette + sse-starlette, no MCP, no storage",
 }
 
@@ -485,23 +496,23 @@ def medians(fan: list[FanOut]) -> dict[tuple[str, int], Median]:
 def _fan_table(fan: list[FanOut], add: Any) -> None:
     add("== fan-out: one sender -> N SSE subscribers, fixed rate (every run) ==")
     add(
-        f"{'server':<10}{'subs':>5}{'run':>4}{'msg/s':>6}{'recv/expected':>14}{'p50 ms':>8}"
+        f"{'server':<13}{'subs':>5}{'run':>4}{'msg/s':>6}{'recv/expected':>14}{'p50 ms':>8}"
         f"{'p99 ms':>9}{'max ms':>9}{'deliv/s':>8}{'CPU us/dlv':>11}{'CPU %':>6}{'lag ms':>8}"
-        f"{'errs':>5}{'append ms':>10}{'>25ms':>6}  load/psi"
+        f"{'errs':>5}{'append ms':>10}{'>25ms':>6}{'thr us/msg':>11}  load/psi"
     )
     for r in fan:
         add(
-            f"{r.server:<10}{r.subscribers:>5}{r.run:>4}{r.rate:>6.0f}"
+            f"{r.server:<13}{r.subscribers:>5}{r.run:>4}{r.rate:>6.0f}"
             f"{f'{r.received}/{r.expected}':>14}{r.p50_ms:>8.2f}{r.p99_ms:>9.2f}{r.max_ms:>9.1f}"
             f"{r.deliveries_per_s:>8.0f}{r.cpu_us_per_delivery:>11.1f}{r.cpu_share * 100:>6.1f}"
             f"{r.send_lag_ms:>8.1f}{r.send_errors:>5}{r.append_ms_mean:>10.2f}"
-            f"{r.append_over_25ms * 100:>5.0f}%  {r.load}"
+            f"{r.append_over_25ms * 100:>5.0f}%{r.threads_us_per_message:>11.0f}  {r.load}"
         )
     meds = medians(fan)
     add("")
     add("medians over runs, and ratio to the baseline at the same subscriber count:")
     add(
-        f"{'server':<10}{'subs':>5}{'runs':>5}{'p50 ms':>8}{'p99 ms':>9}{'deliv/s':>8}"
+        f"{'server':<13}{'subs':>5}{'runs':>5}{'p50 ms':>8}{'p99 ms':>9}{'deliv/s':>8}"
         f"{'CPU us/dlv':>11}{'| p50':>8}{'p99':>8}{'deliv/s':>8}{'CPU/dlv':>8}"
     )
     for (name, n), m in meds.items():
@@ -514,7 +525,7 @@ def _fan_table(fan: list[FanOut], add: Any) -> None:
             else ""
         )
         add(
-            f"{name:<10}{n:>5}{m.runs:>5}{m.p50_ms:>8.2f}{m.p99_ms:>9.2f}"
+            f"{name:<13}{n:>5}{m.runs:>5}{m.p50_ms:>8.2f}{m.p99_ms:>9.2f}"
             f"{m.deliveries_per_s:>8.0f}{m.cpu_us_per_delivery:>11.1f}{ratios}"
         )
     counts = sorted({n for _, n in meds})
@@ -533,18 +544,18 @@ def _fan_table(fan: list[FanOut], add: Any) -> None:
             per_msg_hi = b2.cpu_us_per_delivery * hi
             marginal = (per_msg_hi - per_msg_lo) / (hi - lo)
             fixed = per_msg_lo - marginal * lo
-            add(f"{name:<10} fixed {fixed:8.0f} us per message, {marginal:6.1f} us per delivery")
+            add(f"{name:<13} fixed {fixed:8.0f} us per message, {marginal:6.1f} us per delivery")
 
 
 def _mcp_table(mcp: list[McpRun], add: Any) -> None:
     add("== MCP tool calls: official mcp client, streamable HTTP, concurrent sessions ==")
     add(
-        f"{'server':<11}{'tool':<13}{'sessions':>9}{'calls':>7}{'errs':>5}{'calls/s':>9}"
+        f"{'server':<14}{'tool':<13}{'sessions':>9}{'calls':>7}{'errs':>5}{'calls/s':>9}"
         f"{'p50 ms':>8}{'p99 ms':>8}{'CPU ms/call':>12}{'CPU %':>7}"
     )
     for m in mcp:
         add(
-            f"{m.server:<11}{m.tool:<13}{m.sessions:>9}{m.calls:>7}{m.errors:>5}"
+            f"{m.server:<14}{m.tool:<13}{m.sessions:>9}{m.calls:>7}{m.errors:>5}"
             f"{m.calls_per_s:>9.1f}{m.p50_ms:>8.2f}{m.p99_ms:>8.2f}{m.cpu_ms_per_call:>12.2f}"
             f"{m.cpu_share * 100:>7.1f}"
         )
@@ -582,17 +593,17 @@ def _targets(fan: list[FanOut], idle: list[Idle], add: Any) -> None:
             if a and b:
                 ratio = a.cpu_us_per_delivery / b.cpu_us_per_delivery
                 add(
-                    f"{name:<10} CPU/delivery at {n:>3} subs <= 1.5x baseline: "
+                    f"{name:<13} CPU/delivery at {n:>3} subs <= 1.5x baseline: "
                     f"{ratio:7.2f}x   {_verdict(ratio <= 1.5)}"
                 )
         ten = meds.get((name, 10))
         if ten:
             add(
-                f"{name:<10} p50 <= 5 ms at 10 subs, {ten.rate:.0f} msg/s:     "
+                f"{name:<13} p50 <= 5 ms at 10 subs, {ten.rate:.0f} msg/s:     "
                 f"{ten.p50_ms:7.2f} ms {_verdict(ten.p50_ms <= 5)}"
             )
             add(
-                f"{name:<10} p99 <= 25 ms at 10 subs, {ten.rate:.0f} msg/s:    "
+                f"{name:<13} p99 <= 25 ms at 10 subs, {ten.rate:.0f} msg/s:    "
                 f"{ten.p99_ms:7.2f} ms {_verdict(ten.p99_ms <= 25)}"
             )
     for i in idle:
@@ -611,7 +622,7 @@ def report(fan: list[FanOut], mcp: list[McpRun], idle: list[Idle]) -> str:
     present = {r.server for r in fan} | {m.server for m in mcp} | {i.server for i in idle}
     for name, what in SERVERS.items():
         if name in present:
-            add(f"{name:<12} {what}")
+            add(f"{name:<14} {what}")
     if fan:
         add("")
         _fan_table(fan, add)
@@ -646,6 +657,12 @@ async def run(args: argparse.Namespace, work: Path) -> str:
             servers["relay-nd-mem"] = start_relay(
                 "relay-nd-mem", [*noop_module, "--bench-nodelay"], work, engine="memory"
             )
+            servers["relay-nd-json"] = start_relay(
+                "relay-nd-json",
+                [*noop_module, "--bench-nodelay"],
+                work,
+                extra_env={"FASTMCP_JSON_RESPONSE": "true"},
+            )
         servers["baseline"] = start_server(
             "baseline", [sys.executable, "-m", "bench.baseline_broadcaster"], work
         )
@@ -668,7 +685,10 @@ async def run(args: argparse.Namespace, work: Path) -> str:
                     )
                     fan.append(result)
         if "mcp" in args.phases:
-            for name in ("relay-noop", "relay-nd"):
+            mcp_names = ["relay-noop", "relay-nd"]
+            if args.experiments:
+                mcp_names.append("relay-nd-json")
+            for name in mcp_names:
                 server = servers[name]
                 names = [f"m{i}" for i in range(args.mcp_sessions)]
                 tokens = await make_peers(server, "mcp", names)

@@ -35,9 +35,11 @@ BENCH_DIR = Path(__file__).resolve().parent
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of every thread of `pid` so far, in seconds (/proc/<pid>/stat)."""
-    raw = Path(f"/proc/{pid}/stat").read_text()
+def cpu_seconds(pid: int, tid: int | None = None) -> float:
+    """utime + stime so far, in seconds: of every thread of `pid` (/proc/<pid>/stat),
+    or of its thread `tid` alone (/proc/<pid>/task/<tid>/stat)."""
+    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
+    raw = Path(path).read_text()
     fields = raw[raw.rindex(")") + 2 :].split()
     # after "pid (comm) ": state is field 3, so utime (14) and stime (15) are at 11 and 12
     return (int(fields[11]) + int(fields[12])) / _TICKS
@@ -53,11 +55,14 @@ def rss_bytes(pid: int) -> int:
 @dataclass(frozen=True, slots=True)
 class CpuSample:
     cpu_s: float
+    """all threads"""
+    main_s: float
+    """the main thread alone: the event loop (the rest is thread pools, e.g. SQLite)"""
     wall_s: float
 
     @classmethod
     def of(cls, pid: int) -> CpuSample:
-        return cls(cpu_seconds(pid), time.monotonic())
+        return cls(cpu_seconds(pid), cpu_seconds(pid, pid), time.monotonic())
 
 
 @dataclass
@@ -98,12 +103,19 @@ class Server:
             before = after
 
 
-def start_server(name: str, command: list[str], work_dir: Path, timeout: float = 60.0) -> Server:
+def start_server(
+    name: str,
+    command: list[str],
+    work_dir: Path,
+    timeout: float = 60.0,
+    extra_env: dict[str, str] | None = None,
+) -> Server:
     """Run `command` (which must accept `--port-file`), wait for `/healthz`."""
     work_dir.mkdir(parents=True, exist_ok=True)
     port_file = work_dir / f"{name}.port"
     log_path = work_dir / f"{name}.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+    env.update(extra_env or {})
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [*command, "--port", "0", "--port-file", str(port_file)],

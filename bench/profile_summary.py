@@ -98,10 +98,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("profile", type=Path)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--match", help="inclusive list: only names containing this")
+    parser.add_argument(
+        "--loop-only",
+        action="store_true",
+        help="leave out thread-pool stacks (py-spy counts a thread blocked in fsync as busy)",
+    )
     args = parser.parse_args(argv)
-    total, own, inclusive = summarise(args.profile.read_text())
+    text = args.profile.read_text()
+    if args.loop_only:
+        text = "\n".join(line for line in text.splitlines() if "_bootstrap" not in line)
+    total, own, inclusive = summarise(text)
     print(f"{args.profile}: {total} busy samples")
-    busy, found = buckets(args.profile.read_text())
+    busy, found = buckets(text)
     print("-- by part --")
     for label, count in found.most_common():
         print(f"{count / busy * 100:6.1f}%  {label}")
