@@ -268,3 +268,15 @@ async def test_operator_revokes_a_lost_laptops_peer_and_rotates_the_secret(
             headers={"Authorization": f"Bearer {new_secret}"},
         )
         assert with_new.status_code == 201
+
+
+async def test_revoking_a_token_ends_the_streams_opened_with_it(server: RunningServer) -> None:
+    token = await make_peer(server, "cut", "cora")
+    auth = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        spare = (await http.post("/v1/tokens", headers=auth)).json()["token"]
+        async with open_stream(server.url, token) as doomed, open_stream(server.url, spare) as kept:
+            revoked = await http.post("/v1/tokens/revoke", json={"token": token}, headers=auth)
+            assert revoked.status_code == 200
+            await asyncio.wait_for(doomed.ended.wait(), 10)
+            assert not kept.ended.is_set()

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from relay.server.auth import bearer_token
+from relay.server.auth import bearer_token, hash_secret
 from relay.server.errors import BadRequest, RelayServerError, Unavailable
 from relay.server.hub import Subscription, encode_frame
 from relay.server.relay import Relay
@@ -71,10 +71,9 @@ def _last_event_id(request: Request) -> int | None:
 
 async def events_endpoint(request: Request) -> Response:
     relay: Relay = request.app.state.relay
+    token = bearer_token(request.headers.get("authorization"))
     try:
-        peer = relay.require_peer(
-            relay.authenticate(bearer_token(request.headers.get("authorization")))
-        )
+        peer = relay.require_peer(relay.authenticate(token))
         last_id = _last_event_id(request)
     except RelayServerError as exc:
         return error_response(exc)
@@ -92,7 +91,7 @@ async def events_endpoint(request: Request) -> Response:
             )
             notice = encode_frame(oldest - 1, "notice", text)
         backlog = relay.state.events_after(peer.id, last_id)
-    sub = relay.hub.subscribe(peer.id, backlog)
+    sub = relay.hub.subscribe(peer.id, backlog, hash_secret(token or ""))
     hub = relay.hub
     metrics = relay.metrics
 

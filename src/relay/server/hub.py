@@ -27,6 +27,7 @@ def encode_frame(event_id: int, kind: str, data: str) -> bytes:
 class Subscription:
     peer_id: str
     queue: asyncio.Queue[tuple[int, bytes] | None]
+    token_hash: str = ""
     overflowed: bool = False
     closed: bool = False
     sent_upto: int = 0
@@ -65,9 +66,11 @@ class Hub:
         self.delivered_upto: dict[str, int] = {}
         """peer id -> highest event id written to any of its live streams"""
 
-    def subscribe(self, peer_id: str, backlog: Iterable[Event]) -> Subscription:
-        """A new stream for `peer_id`, starting with `backlog` (the replay)."""
-        sub = Subscription(peer_id, asyncio.Queue(maxsize=self.queue_size))
+    def subscribe(
+        self, peer_id: str, backlog: Iterable[Event], token_hash: str = ""
+    ) -> Subscription:
+        """A new stream for `peer_id` (opened with `token_hash`), starting with `backlog`."""
+        sub = Subscription(peer_id, asyncio.Queue(maxsize=self.queue_size), token_hash)
         sub.backlog = [(e.id, encode_frame(e.id, e.type, e.data)) for e in backlog]
         subs = self._subs.setdefault(peer_id, set())
         subs.add(sub)
@@ -113,6 +116,13 @@ class Hub:
         """End the streams of one peer (its tokens were revoked)."""
         for sub in list(self._subs.get(peer_id, ())):
             sub.close()
+
+    def close_token(self, token_hash: str) -> None:
+        """End the streams opened with one (revoked) token."""
+        for subs in list(self._subs.values()):
+            for sub in list(subs):
+                if sub.token_hash == token_hash:
+                    sub.close()
 
     def close_all(self) -> None:
         """End every stream (shutdown); clients resume elsewhere or later."""

@@ -20,7 +20,7 @@ import secrets
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -34,7 +34,7 @@ from relay.protocol import (
 )
 from relay.server import auth
 from relay.server.config import ServerConfig
-from relay.server.engines import Engine
+from relay.server.engines import Engine, EngineError
 from relay.server.errors import (
     BadRequest,
     Conflict,
@@ -78,8 +78,10 @@ __all__ = ["Caller", "Relay"]
 
 log = logging.getLogger("relay.server")
 
-RECENTLY_SEEN_S: Final = 300.0
-"""A peer with no open stream counts as online this long after its last request."""
+RECENTLY_SEEN_S: Final = 120.0
+"""A peer with no open stream counts as online this long after its last request
+or its last stream closed (so a reconnecting sidebar does not flap offline)."""
+PRESENCE_SWEEP_S: Final = 15.0
 MAX_WAIT_S: Final = 120.0
 _OUTCOMES_KEPT: Final = 4096
 
@@ -121,6 +123,7 @@ class Relay:
         self._buckets: dict[str, TokenBucket] = {}
         self._applier: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
+        self._presence_pending: set[str] = set()
         self._closing = False
 
     # -- lifecycle ------------------------------------------------------------------
@@ -133,6 +136,7 @@ class Relay:
             replayed += 1
         log.info("engine %s: replayed %d records", self.engine.name, replayed)
         self._applier = asyncio.create_task(self._follow(), name="relay-applier")
+        self._spawn(self._sweep_presence())
 
     async def _follow(self) -> None:
         async for batch in self.engine.follow(self.state.head):
@@ -154,6 +158,9 @@ class Relay:
 
     async def close(self) -> None:
         self.begin_shutdown()
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         await self.engine.close()
         if self._applier is not None:
             self._applier.cancel()
@@ -174,6 +181,12 @@ class Relay:
             outcome = self.state.apply(log_id, record)
         except RelayServerError as exc:
             outcome = exc
+        if isinstance(outcome, Applied):
+            # Streams opened with a revoked credential end now, on every instance.
+            if isinstance(record, TokenRevoked):
+                self.hub.close_token(record.token_hash)
+            elif isinstance(record, PeerRevoked):
+                self.hub.close_peer(record.peer_id)
         if not publish:
             return
         if isinstance(outcome, Applied) and outcome.event is not None:
@@ -249,18 +262,41 @@ class Relay:
         return peer.public(online=self.online(peer.id), last_seen=self._last_seen.get(peer.id))
 
     def _presence_changed(self, peer_id: str, live: bool) -> None:
-        if live:
-            self._last_seen[peer_id] = self.clock()
-        if self._closing:
+        """The hub's first stream of a peer opened, or its last one closed."""
+        self._last_seen[peer_id] = self.clock()  # connected until now
+        self._sync_presence(peer_id)
+
+    def _sync_presence(self, peer_id: str) -> None:
+        """Log a presence change when what the log says differs from what we see."""
+        if self._closing or peer_id in self._presence_pending:
             return
-        record = PeerUpdated(peer_id, {"online": live}, self.clock())
-        task = asyncio.get_running_loop().create_task(self._commit_quietly(record))
+        peer = self.state.peers.get(peer_id)
+        if peer is None or peer.online == self.online(peer_id):
+            return
+        self._presence_pending.add(peer_id)
+        self._spawn(self._commit_presence(peer_id))
+
+    async def _commit_presence(self, peer_id: str) -> None:
+        try:
+            record = PeerUpdated(peer_id, {"online": self.online(peer_id)}, self.clock())
+            with contextlib.suppress(RelayServerError, EngineError):
+                await self._commit(record)
+        finally:
+            self._presence_pending.discard(peer_id)
+        self._sync_presence(peer_id)  # it may have changed again meanwhile
+
+    async def _sweep_presence(self) -> None:
+        """Mark peers offline once their streams and requests have gone quiet."""
+        while not self._closing:
+            await asyncio.sleep(PRESENCE_SWEEP_S)
+            for peer_id, peer in list(self.state.peers.items()):
+                if peer.online:
+                    self._sync_presence(peer_id)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-    async def _commit_quietly(self, record: Record) -> None:
-        with contextlib.suppress(RelayServerError):
-            await self._commit(record)
 
     # -- groups and peers -------------------------------------------------------------
 
@@ -348,6 +384,7 @@ class Relay:
                 )
             changes["status"] = status
         if changes:
+            changes["online"] = self.online(peer.id)
             await self._commit(PeerUpdated(peer.id, changes, self.clock()))
         return self.public(self.state.peer(peer.id))
 
@@ -386,7 +423,6 @@ class Relay:
         if peer is None:
             raise NotFound(f"no peer named {name!r} in group {group!r}")
         applied = await self._commit(PeerRevoked(peer.id))
-        self.hub.close_peer(peer.id)
         log.info("all tokens of peer %s revoked", peer.name)
         count: int = applied.result
         return count
@@ -464,6 +500,7 @@ class Relay:
             MessagePosted(_message_id(now), name, peer.id, body, now, None, reply)
         )
         message: Message = applied.result
+        self._sync_presence(peer.id)  # a peer that posts is online, stream or not
         return message
 
     def resolve_recipients(
@@ -519,6 +556,7 @@ class Relay:
             _message_id(now), chosen, peer.id, body, now, tuple(r.id for r in recipients), reply
         )
         applied = await self._commit(record)
+        self._sync_presence(peer.id)
         states = [
             RecipientStatus(
                 name=r.name,
