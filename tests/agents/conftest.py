@@ -59,7 +59,7 @@ def agent(
 @pytest.fixture
 def idle_agent(agent: RunningAgent) -> Iterator[RunningAgent]:
     """The agent, idle with an empty input box, before and after the test."""
-    agent.session.wait_state(PaneState.IDLE_EMPTY, timeout=30)
+    agent.session.wait_state(PaneState.IDLE_EMPTY, timeout=60)
     try:
         yield agent
     finally:
@@ -79,7 +79,7 @@ def _tidy(session: AgentSession) -> None:
             session.keys("Escape")
         else:
             session.keys("C-c")
-    session.wait_state(PaneState.IDLE_EMPTY, timeout=30)
+    session.wait_state(PaneState.IDLE_EMPTY, timeout=60)
 
 
 @dataclass
@@ -116,14 +116,14 @@ class InjectorRun:
         reason contained `reason_part` (it looked and kept its hands off)."""
         await async_wait_for(
             lambda: reason_part in self.injector.view.reason,
-            20,
+            45,
             f"the injector to wait because of {reason_part!r}",
             describe=lambda: repr(self.injector.view),
         )
         start = self.pane.snapshots
         await async_wait_for(
             lambda: self.pane.snapshots >= start + count,
-            20,
+            45,
             f"{count} more readings of the pane",
         )
         assert reason_part in self.injector.view.reason, self.injector.view

@@ -16,7 +16,7 @@ from tests.agents.conftest import InjectorRun, RunningAgent
 from tests.harness.fake_api import Reply, ToolCall
 from tests.harness.waiting import async_wait_for, wait_for
 
-pytestmark = [pytest.mark.agents, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.agents, pytest.mark.timeout(240)]
 
 PROMPT_5 = "relay: 5 new message(s) from alice, bob and carol. Call read_new_messages to read them."
 
@@ -36,7 +36,7 @@ async def delivered(agent: RunningAgent, run: InjectorRun, before: int, count: i
     relay turns beyond the `before` it had."""
     await async_wait_for(
         lambda: len(agent.relay_turns()) >= before + count and run.injector.view.delivered >= count,
-        30,
+        60,
         f"{count} relay prompt(s) to reach the model",
         describe=lambda: f"{run.injector.view}\n{agent.session.capture()}",
     )

@@ -26,7 +26,7 @@ from tests.harness.fake_api import FakeModelServer, ModelScript, Reply
 from tests.harness.fake_openai import FakeOpenAI
 from tests.harness.waiting import wait_for
 
-pytestmark = [pytest.mark.agents, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.agents, pytest.mark.timeout(240)]
 
 RELAY_TUI = Path(sys.executable).with_name("relay-tui")
 
@@ -96,7 +96,7 @@ def lab(
             lab = SidebarLab(relay_server, agent, fake.script, sidebar)
             wait_for(
                 lambda: "pending 0" in lab.sidebar_text(),
-                30,
+                60,
                 "the sidebar to start",
                 describe=lab.sidebar_text,
             )
@@ -117,7 +117,7 @@ def test_a_burst_of_five_posts_gives_the_idle_agent_one_prompt(lab: SidebarLab) 
     )
     wait_for(
         lambda: "prompted 1" in lab.sidebar_text(),
-        30,
+        60,
         "the sidebar to report its prompt delivered",
         describe=lambda: lab.sidebar_text() + "\n" + lab.agent.capture(),
     )
@@ -140,7 +140,7 @@ def test_posts_while_the_agent_is_busy_wait_for_the_end_of_its_turn(lab: Sidebar
     # counters show it pending (the reason, "agent busy: …", may be cropped in 50 columns).
     wait_for(
         lambda: "pending 3" in (t := lab.sidebar_text()) and "collecting" not in t,
-        30,
+        60,
         "the sidebar to hold the prompt while the agent is busy",
         describe=lab.sidebar_text,
     )
@@ -149,7 +149,7 @@ def test_posts_while_the_agent_is_busy_wait_for_the_end_of_its_turn(lab: Sidebar
     lab.api.release()
     wait_for(
         lambda: "prompted 1" in lab.sidebar_text(),
-        30,
+        60,
         "the prompt once the turn ended",
         describe=lambda: lab.sidebar_text() + "\n" + lab.agent.capture(),
     )
