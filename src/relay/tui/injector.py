@@ -740,7 +740,9 @@ class Injector:
             await self._execute(more)
 
     def _feed(self, commands: list[Command]) -> None:
-        self._queued += [c for c in commands if not isinstance(c, Wait)]
+        # An input (arrival, status, cleared, one-off) may ask for a reading, never for
+        # typing: a Paste or an Enter only ever answers a reading taken just before it.
+        self._queued += [c for c in commands if isinstance(c, Capture)]
         self._notify()
         self._wakeup.set()
 
