@@ -1,19 +1,23 @@
 """Benchmark relay-server against a bare Starlette + sse-starlette broadcaster. Run by hand.
 
-    .venv/bin/python -m bench.bench_relay             # the full run, a few minutes
+    .venv/bin/python -m bench.bench_relay             # the full run, about 10 minutes
     .venv/bin/python -m bench.bench_relay --quick     # shorter phases, for a smoke test
+    .venv/bin/python -m bench.bench_relay --experiments \
+        --servers relay relay-nd relay-nd-sn relay-nd-mem baseline   # where the cost goes
 
-In one run it starts, each as its own process on 127.0.0.1:
-`relay-server --engine sqlite` on a temp data dir, `bench/baseline_broadcaster.py`,
-and `bench/relay_with_noop.py` (the relay app plus a `noop` MCP tool). Then:
+In one run it starts, each as its own process on 127.0.0.1: `relay-server
+--engine sqlite` on a temp data dir, `bench.baseline_broadcaster`, and
+`bench.relay_with_noop` (the relay app plus a `noop` MCP tool; with
+`--bench-nodelay` also as `relay-nd`, see `report.SERVERS`). Then:
 
-1. fan-out, for 10 and 100 subscribers: a sender posts at a fixed rate (100/s by
-   default) with a send time in each text; SSE readers in separate processes
-   (`sse_load.py`) record send-to-receipt latency. Reported: p50/p99 latency,
-   deliveries per second, and the server's CPU (utime + stime from /proc) per
-   delivery; each also as a ratio to the baseline.
+1. fan-out, for 10 and 100 subscribers, `--repeat` times each: a sender posts at a
+   fixed rate (100/s) with a send time in each text; SSE readers in separate
+   processes (`bench.sse_load`) record send-to-receipt latency. Reported: p50/p99
+   latency, deliveries per second, the server's CPU (utime + stime from /proc)
+   per delivery, each also as a ratio to the baseline, and a fit of CPU per
+   message into a fixed part and a per-delivery part.
 2. MCP: `send_message` calls per second through the official MCP client
-   (`mcp_load.py`, several sessions), against `noop` on the same server.
+   (`bench.mcp_load`, several sessions), against `noop` on the same server.
 3. memory: server RSS before and after 2,000 idle SSE streams, per stream.
 
 Targets (issue 2): CPU per delivery <= 1.5x baseline; p50 <= 5 ms and p99 <= 25 ms
@@ -28,85 +32,20 @@ import itertools
 import json
 import math
 import shutil
-import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 from bench.procs import CpuSample, Loader, Profiler, Server, rss_bytes, start_server
+from bench.report import FanOut, Idle, McpRun, RoundTrip, percentile, report
 from relay.client import RelayClient
 
 __all__ = ["main"]
-
-
-@dataclass(frozen=True, slots=True)
-class FanOut:
-    """One fan-out run: `subscribers` streams, `messages` sent at `rate` per second."""
-
-    server: str
-    subscribers: int
-    run: int
-    rate: float
-    messages: int
-    expected: int
-    received: int
-    duplicates: int
-    send_errors: int
-    send_lag_ms: float
-    p50_ms: float
-    p99_ms: float
-    max_ms: float
-    deliveries_per_s: float
-    cpu_us_per_delivery: float
-    cpu_share: float
-    threads_us_per_message: float
-    """CPU of the server's threads other than the event loop (SQLite engine), per message"""
-    load: str
-    """the machine's 1-minute load average and CPU pressure (some, avg10) at the start"""
-    append_ms_mean: float = math.nan
-    """relay only: mean time to store a record durably, from its /metrics"""
-    append_over_25ms: float = math.nan
-    """relay only: share of appends that took over 25 ms"""
-
-
-@dataclass(frozen=True, slots=True)
-class McpRun:
-    server: str
-    tool: str
-    sessions: int
-    calls: int
-    errors: int
-    calls_per_s: float
-    p50_ms: float
-    p99_ms: float
-    cpu_ms_per_call: float
-    cpu_share: float
-
-
-@dataclass(frozen=True, slots=True)
-class Idle:
-    server: str
-    streams: int
-    opened: int
-    rss_before: int
-    rss_after: int
-    per_stream_bytes: float
-    peers_rss_per_peer: float | None = None
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100); NaN for no values."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
 
 
 def machine_load() -> str:
@@ -435,206 +374,27 @@ async def idle_memory(server: Server, streams: int, group_size: int) -> Idle:
     )
 
 
-# -- the report -------------------------------------------------------------------------
-
-SERVERS = {
-    "relay": "relay-server as shipped (python -m relay.server)",
-    "relay-nd": "the same relay app, listening socket with proto TCP (TCP_NODELAY)",
-    "relay-noop": "relay_with_noop.py: relay app + noop tool, relay-server's own socket",
-    "relay-nd-sn": "experiment: relay-nd with SQLite synchronous=NORMAL (no fsync per commit)",
-    "relay-nd-mem": "experiment: relay-nd with --engine memory (no storage at all)",
-    "relay-nd-json": "experiment: relay-nd with FASTMCP_JSON_RESPONSE=true (MCP answers as JSON)",
-    "baseline": "baseline_broadcaster.py: Starlette + sse-starlette, no MCP, no storage",
-}
+# -- 4. request round trips ------------------------------------------------------------
 
 
-def _ratio(a: float, b: float) -> str:
-    return f"{a / b:.2f}x" if b and not math.isnan(a) and not math.isnan(b) else "-"
-
-
-def _verdict(ok: bool) -> str:
-    return "ok" if ok else "MISSED"
-
-
-@dataclass(frozen=True, slots=True)
-class Median:
-    """The median of the fan-out runs of one server at one subscriber count."""
-
-    server: str
-    subscribers: int
-    rate: float
-    runs: int
-    p50_ms: float
-    p99_ms: float
-    deliveries_per_s: float
-    cpu_us_per_delivery: float
-
-    @classmethod
-    def of(cls, runs: list[FanOut]) -> Median:
-        def med(values: list[float]) -> float:
-            return statistics.median(values)
-
-        return cls(
-            server=runs[0].server,
-            subscribers=runs[0].subscribers,
-            rate=runs[0].rate,
-            runs=len(runs),
-            p50_ms=med([r.p50_ms for r in runs]),
-            p99_ms=med([r.p99_ms for r in runs]),
-            deliveries_per_s=med([r.deliveries_per_s for r in runs]),
-            cpu_us_per_delivery=med([r.cpu_us_per_delivery for r in runs]),
-        )
-
-
-def medians(fan: list[FanOut]) -> dict[tuple[str, int], Median]:
-    groups: dict[tuple[str, int], list[FanOut]] = {}
-    for r in fan:
-        groups.setdefault((r.server, r.subscribers), []).append(r)
-    return {key: Median.of(runs) for key, runs in groups.items()}
-
-
-def _fan_table(fan: list[FanOut], add: Any) -> None:
-    add("== fan-out: one sender -> N SSE subscribers, fixed rate (every run) ==")
-    add(
-        f"{'server':<13}{'subs':>5}{'run':>4}{'msg/s':>6}{'recv/expected':>14}{'p50 ms':>8}"
-        f"{'p99 ms':>9}{'max ms':>9}{'deliv/s':>8}{'CPU us/dlv':>11}{'CPU %':>6}{'lag ms':>8}"
-        f"{'errs':>5}{'append ms':>10}{'>25ms':>6}{'thr us/msg':>11}  load/psi"
-    )
-    for r in fan:
-        add(
-            f"{r.server:<13}{r.subscribers:>5}{r.run:>4}{r.rate:>6.0f}"
-            f"{f'{r.received}/{r.expected}':>14}{r.p50_ms:>8.2f}{r.p99_ms:>9.2f}{r.max_ms:>9.1f}"
-            f"{r.deliveries_per_s:>8.0f}{r.cpu_us_per_delivery:>11.1f}{r.cpu_share * 100:>6.1f}"
-            f"{r.send_lag_ms:>8.1f}{r.send_errors:>5}{r.append_ms_mean:>10.2f}"
-            f"{r.append_over_25ms * 100:>5.0f}%{r.threads_us_per_message:>11.0f}  {r.load}"
-        )
-    meds = medians(fan)
-    add("")
-    add("medians over runs, and ratio to the baseline at the same subscriber count:")
-    add(
-        f"{'server':<13}{'subs':>5}{'runs':>5}{'p50 ms':>8}{'p99 ms':>9}{'deliv/s':>8}"
-        f"{'CPU us/dlv':>11}{'| p50':>8}{'p99':>8}{'deliv/s':>8}{'CPU/dlv':>8}"
-    )
-    for (name, n), m in meds.items():
-        b = meds.get(("baseline", n))
-        ratios = (
-            f"{_ratio(m.p50_ms, b.p50_ms):>8}{_ratio(m.p99_ms, b.p99_ms):>8}"
-            f"{_ratio(m.deliveries_per_s, b.deliveries_per_s):>8}"
-            f"{_ratio(m.cpu_us_per_delivery, b.cpu_us_per_delivery):>8}"
-            if b is not None and name != "baseline"
-            else ""
-        )
-        add(
-            f"{name:<13}{n:>5}{m.runs:>5}{m.p50_ms:>8.2f}{m.p99_ms:>9.2f}"
-            f"{m.deliveries_per_s:>8.0f}{m.cpu_us_per_delivery:>11.1f}{ratios}"
-        )
-    counts = sorted({n for _, n in meds})
-    if len(counts) >= 2:
-        lo, hi = counts[0], counts[-1]
-        add("")
-        add(
-            f"server CPU per message = fixed + N x per-delivery (fitted on the {lo} and {hi} "
-            "subscriber medians):"
-        )
-        for name in dict.fromkeys(k[0] for k in meds):
-            a, b2 = meds.get((name, lo)), meds.get((name, hi))
-            if a is None or b2 is None:
-                continue
-            per_msg_lo = a.cpu_us_per_delivery * lo
-            per_msg_hi = b2.cpu_us_per_delivery * hi
-            marginal = (per_msg_hi - per_msg_lo) / (hi - lo)
-            fixed = per_msg_lo - marginal * lo
-            add(f"{name:<13} fixed {fixed:8.0f} us per message, {marginal:6.1f} us per delivery")
-
-
-def _mcp_table(mcp: list[McpRun], add: Any) -> None:
-    add("== MCP tool calls: official mcp client, streamable HTTP, concurrent sessions ==")
-    add(
-        f"{'server':<14}{'tool':<13}{'sessions':>9}{'calls':>7}{'errs':>5}{'calls/s':>9}"
-        f"{'p50 ms':>8}{'p99 ms':>8}{'CPU ms/call':>12}{'CPU %':>7}"
-    )
-    for m in mcp:
-        add(
-            f"{m.server:<14}{m.tool:<13}{m.sessions:>9}{m.calls:>7}{m.errors:>5}"
-            f"{m.calls_per_s:>9.1f}{m.p50_ms:>8.2f}{m.p99_ms:>8.2f}{m.cpu_ms_per_call:>12.2f}"
-            f"{m.cpu_share * 100:>7.1f}"
-        )
-    for name in dict.fromkeys(m.server for m in mcp):
-        tools = {m.tool: m for m in mcp if m.server == name}
-        if "send_message" in tools and "noop" in tools:
-            s, n = tools["send_message"], tools["noop"]
-            add(
-                f"{name}: send_message / noop: calls/s {_ratio(s.calls_per_s, n.calls_per_s)}, "
-                f"CPU per call {_ratio(s.cpu_ms_per_call, n.cpu_ms_per_call)}"
-            )
-
-
-def _idle_table(idle: list[Idle], add: Any) -> None:
-    add("== idle SSE streams: server RSS before and after opening them ==")
-    add(f"{'server':<10}{'streams':>8}{'RSS before':>12}{'RSS after':>12}{'per stream':>12}")
-    for i in idle:
-        add(
-            f"{i.server:<10}{i.opened:>8}{i.rss_before / 2**20:>10.1f}MB"
-            f"{i.rss_after / 2**20:>10.1f}MB{i.per_stream_bytes / 1024:>10.1f}KB"
-        )
-        if i.peers_rss_per_peer is not None:
-            add(
-                f"  ({i.server}: each joined peer's state, before its stream opened: "
-                f"{i.peers_rss_per_peer / 1024:.1f} KB)"
-            )
-
-
-def _targets(fan: list[FanOut], idle: list[Idle], add: Any) -> None:
-    add("== targets (issue 2), on the medians ==")
-    meds = medians(fan)
-    for name in dict.fromkeys(r.server for r in fan if r.server != "baseline"):
-        for n in sorted({r.subscribers for r in fan}):
-            a, b = meds.get((name, n)), meds.get(("baseline", n))
-            if a and b:
-                ratio = a.cpu_us_per_delivery / b.cpu_us_per_delivery
-                add(
-                    f"{name:<13} CPU/delivery at {n:>3} subs <= 1.5x baseline: "
-                    f"{ratio:7.2f}x   {_verdict(ratio <= 1.5)}"
-                )
-        ten = meds.get((name, 10))
-        if ten:
-            add(
-                f"{name:<13} p50 <= 5 ms at 10 subs, {ten.rate:.0f} msg/s:     "
-                f"{ten.p50_ms:7.2f} ms {_verdict(ten.p50_ms <= 5)}"
-            )
-            add(
-                f"{name:<13} p99 <= 25 ms at 10 subs, {ten.rate:.0f} msg/s:    "
-                f"{ten.p99_ms:7.2f} ms {_verdict(ten.p99_ms <= 25)}"
-            )
-    for i in idle:
-        if i.server != "baseline":
-            kb = i.per_stream_bytes / 1024
-            add(
-                f"{i.server:<10} idle subscriber <= 50 KB at {i.opened}:    "
-                f"{kb:7.1f} KB {_verdict(kb <= 50)}"
-            )
-
-
-def report(fan: list[FanOut], mcp: list[McpRun], idle: list[Idle]) -> str:
-    lines: list[str] = []
-    add = lines.append
-    add("")
-    present = {r.server for r in fan} | {m.server for m in mcp} | {i.server for i in idle}
-    for name, what in SERVERS.items():
-        if name in present:
-            add(f"{name:<14} {what}")
-    if fan:
-        add("")
-        _fan_table(fan, add)
-    if mcp:
-        add("")
-        _mcp_table(mcp, add)
-    if idle:
-        add("")
-        _idle_table(idle, add)
-    add("")
-    _targets(fan, idle, add)
-    return "\n".join(lines)
+async def round_trips(server: Server, count: int) -> RoundTrip:
+    """`count` sends, one after the other, on one keep-alive connection (like `relay send`
+    in a loop, or the sidebar): shows a response that waits for the peer's delayed ACK."""
+    relay = server.name != "baseline"
+    headers: dict[str, str] = {}
+    if relay:
+        (token,) = await make_peers(server, "rtt", ["rtt"])
+        headers = {"Authorization": f"Bearer {token}"}
+    times: list[float] = []
+    async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=30) as http:
+        for i in range(count + 5):
+            body = {"group": "rtt", "text": f"rtt {i}"} if relay else {"text": f"rtt {i}"}
+            started = time.perf_counter()
+            response = await http.post("/v1/messages" if relay else "/send", json=body)
+            if i >= 5:  # the first few open the connection and warm up
+                times.append((time.perf_counter() - started) * 1000)
+            response.raise_for_status()
+    return RoundTrip(server.name, count, percentile(times, 50), percentile(times, 99))
 
 
 # -- the run ----------------------------------------------------------------------------
@@ -645,6 +405,7 @@ async def run(args: argparse.Namespace, work: Path) -> str:
     fan: list[FanOut] = []
     mcp: list[McpRun] = []
     idle: list[Idle] = []
+    rtt: list[RoundTrip] = []
     noop_module = ["-m", "bench.relay_with_noop"]
     try:
         servers["relay"] = start_relay("relay", ["-m", "relay.server"], work)
@@ -698,6 +459,11 @@ async def run(args: argparse.Namespace, work: Path) -> str:
                     )
                     print(f"  mcp {name} {tool}: {result_mcp.calls_per_s:.1f} calls/s", flush=True)
                     mcp.append(result_mcp)
+        if "rtt" in args.phases:
+            for server in fan_servers:
+                result_rtt = await round_trips(server, 100)
+                print(f"  rtt {server.name}: p50 {result_rtt.p50_ms:.2f} ms", flush=True)
+                rtt.append(result_rtt)
         if "idle" in args.phases:
             for name in ("relay", "baseline"):
                 server = servers[name]
@@ -710,7 +476,7 @@ async def run(args: argparse.Namespace, work: Path) -> str:
     finally:
         for server in servers.values():
             server.stop()
-    text = report(fan, mcp, idle)
+    text = report(fan, mcp, idle, rtt)
     if args.json is not None:
         args.json.write_text(
             json.dumps(
@@ -718,6 +484,7 @@ async def run(args: argparse.Namespace, work: Path) -> str:
                     "fan_out": [asdict(r) for r in fan],
                     "mcp": [asdict(m) for m in mcp],
                     "idle": [asdict(i) for i in idle],
+                    "round_trips": [asdict(r) for r in rtt],
                 },
                 indent=2,
             )
@@ -744,7 +511,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--mcp-procs", type=int, default=2)
     parser.add_argument("--mcp-duration", type=float, default=8.0)
     parser.add_argument(
-        "--phases", nargs="+", default=["fanout", "mcp", "idle"], choices=["fanout", "mcp", "idle"]
+        "--phases",
+        nargs="+",
+        default=["fanout", "mcp", "idle", "rtt"],
+        choices=["fanout", "mcp", "idle", "rtt"],
     )
     parser.add_argument(
         "--servers",
