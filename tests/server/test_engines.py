@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -16,6 +17,7 @@ EngineFactory = Callable[[pytest.FixtureRequest, Path], Engine]
 FACTORIES: dict[str, EngineFactory] = {
     "memory": lambda request, path: open_engine("memory", path),
     "sqlite": lambda request, path: open_engine("sqlite", path),
+    "sqlite-full": lambda request, path: open_engine("sqlite", path, sqlite_sync="full"),
     # A real nats-server (skipped without the binary), a new stream per test.
     "nats": lambda request, path: fresh_engine(request.getfixturevalue("nats_server_session")),
 }
@@ -75,8 +77,9 @@ async def test_closed_engine_refuses_appends(engine: Engine) -> None:
         await engine.append(b"late")
 
 
-async def test_sqlite_log_survives_reopen_and_backs_up_online(tmp_path: Path) -> None:
-    first = SqliteEngine(tmp_path / "relay.db")
+@pytest.mark.parametrize("sync", ["normal", "full"])
+async def test_sqlite_log_survives_reopen_and_backs_up_online(tmp_path: Path, sync: str) -> None:
+    first = SqliteEngine(tmp_path / "relay.db", sync=sync)
     await first.open()
     for n in range(10):
         await first.append(f"keep{n}".encode())
@@ -98,3 +101,36 @@ async def test_sqlite_log_survives_reopen_and_backs_up_online(tmp_path: Path) ->
 def test_unknown_engine_says_what_to_use(tmp_path: Path) -> None:
     with pytest.raises(EngineError, match="use sqlite, memory or nats"):
         open_engine("postgres", tmp_path)
+
+
+async def test_sqlite_normal_checkpoints_the_wal_in_the_background(tmp_path: Path) -> None:
+    engine = SqliteEngine(tmp_path / "relay.db")
+    await engine.open()
+    try:
+        for n in range(2_500):
+            await engine.append(f"n{n}".encode())
+        if engine._checkpointer is not None:
+            await engine._checkpointer
+        # A checkpoint copied the WAL into the database file proper: a copy of that
+        # file alone, without its WAL, already holds the records.
+        alone = tmp_path / "alone.db"
+        alone.write_bytes((tmp_path / "relay.db").read_bytes())
+        conn = sqlite3.connect(alone)
+        try:
+            (count,) = conn.execute("SELECT count(*) FROM log").fetchone()
+        finally:
+            conn.close()
+        assert count >= 1_000
+    finally:
+        await engine.close()
+    again = SqliteEngine(tmp_path / "relay.db")
+    await again.open()
+    try:
+        assert len([entry async for entry in again.replay()]) == 2_500
+    finally:
+        await again.close()
+
+
+def test_sqlite_refuses_an_unknown_sync_mode(tmp_path: Path) -> None:
+    with pytest.raises(EngineError, match="normal or full"):
+        SqliteEngine(tmp_path / "relay.db", sync="sometimes")

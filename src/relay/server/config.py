@@ -39,6 +39,8 @@ class ServerConfig:
     data_dir: Path = field(default_factory=lambda: default_data_dir(os.environ))
     engine: str = "sqlite"
     nats_url: str | None = None
+    sqlite_sync: str = "normal"
+    """`normal`: a commit survives kill -9 (WAL); `full`: it also survives a power cut."""
     nats_stream: str = "RELAY"
     """The JetStream stream holding the log; one per relay deployment sharing a NATS."""
     operator_token: str | None = field(default=None, repr=False)
@@ -86,6 +88,7 @@ class ServerConfig:
                 engine=engine,
                 nats_url=pick(args.nats_url, "NATS_URL", None),
                 nats_stream=str(pick(args.nats_stream, "NATS_STREAM", "RELAY")),
+                sqlite_sync=str(pick(args.sqlite_sync, "SQLITE_SYNC", "normal")).lower(),
                 operator_token=env.get("RELAY_OPERATOR_TOKEN") or None,
                 max_message_bytes=int(pick(args.max_message_bytes, "MAX_MESSAGE_BYTES", 65536)),
                 rate_limit=float(pick(args.rate_limit, "RATE_LIMIT", 10.0)),
@@ -104,6 +107,8 @@ class ServerConfig:
         return config
 
     def check(self) -> None:
+        if self.sqlite_sync not in ("normal", "full"):
+            raise ConfigError(f"--sqlite-sync must be normal or full, not {self.sqlite_sync!r}")
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", self.nats_stream):
             raise ConfigError("--nats-stream is 1-64 of letters, digits, '_' and '-'")
         if not 0 <= self.port <= 65535:
@@ -137,6 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("--port", type=int, help="port (default 8765; 0 picks a free one)")
     add("--data-dir", help="where the database and operator token live")
     add("--engine", help="sqlite (default), memory or nats")
+    add(
+        "--sqlite-sync",
+        help="normal (default): commits survive a crash or kill -9; "
+        "full: also a power cut (an fsync per commit)",
+    )
     add("--nats-url", help="NATS server(s) for --engine nats (credentials: RELAY_NATS_URL)")
     add("--nats-stream", help="JetStream stream for the log (default RELAY)")
     add("--max-message-bytes", type=int, help="largest message text in bytes (default 65536)")

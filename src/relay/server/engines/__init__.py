@@ -51,7 +51,12 @@ class Engine(Protocol):
 
 
 def open_engine(
-    kind: str, data_dir: Path, *, nats_url: str | None = None, nats_stream: str = "RELAY"
+    kind: str,
+    data_dir: Path,
+    *,
+    nats_url: str | None = None,
+    nats_stream: str = "RELAY",
+    sqlite_sync: str = "normal",
 ) -> Engine:
     """The engine named `kind` (`memory`, `sqlite`), not yet opened."""
     if kind == "memory":
@@ -61,7 +66,7 @@ def open_engine(
     if kind == "sqlite":
         from relay.server.engines.sqlite import SqliteEngine
 
-        return SqliteEngine(data_dir / "relay.db")
+        return SqliteEngine(data_dir / "relay.db", sync=sqlite_sync)
     if kind == "nats":
         try:
             from relay.server.engines.nats import DEFAULT_NATS_URL, NatsEngine
