@@ -140,6 +140,16 @@ def relay_server(tmp_path: Path) -> Iterator[RunningServer]:
                 server.kill()
 
 
+@pytest.fixture
+def started() -> Iterator[list[RunningServer]]:
+    """Servers a test starts itself; any still running at the end is killed, even on failure."""
+    servers: list[RunningServer] = []
+    yield servers
+    for server in servers:
+        if server.process.poll() is None:
+            server.kill()
+
+
 _join_secrets: dict[tuple[str, str], str] = {}
 
 

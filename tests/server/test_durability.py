@@ -7,13 +7,16 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import make_peer, start_server
+from tests.conftest import RunningServer, make_peer, start_server
 from tests.server.mcp_helpers import agent
 from tests.server.stream_helpers import open_stream, send
 
 
-async def test_kill_9_after_acknowledged_sends_loses_nothing(tmp_path: Path) -> None:
+async def test_kill_9_after_acknowledged_sends_loses_nothing(
+    tmp_path: Path, started: list[RunningServer]
+) -> None:
     server = start_server(tmp_path / "data", "--rate-limit", "1000")
+    started.append(server)
     alice = await make_peer(server, "g", "alice")
     bob = await make_peer(server, "g", "bob")
     carol = await make_peer(server, "g", "carol")
@@ -31,6 +34,7 @@ async def test_kill_9_after_acknowledged_sends_loses_nothing(tmp_path: Path) -> 
 
     server.kill()  # SIGKILL: no shutdown code runs
     server = server.restart()
+    started.append(server)
     try:
         async with httpx.AsyncClient(base_url=server.url) as http:
             history = await http.get(
@@ -66,8 +70,11 @@ async def test_kill_9_after_acknowledged_sends_loses_nothing(tmp_path: Path) -> 
         server.stop()
 
 
-async def test_stream_resumes_across_a_restart_with_last_event_id(tmp_path: Path) -> None:
+async def test_stream_resumes_across_a_restart_with_last_event_id(
+    tmp_path: Path, started: list[RunningServer]
+) -> None:
     server = start_server(tmp_path / "data")
+    started.append(server)
     alice = await make_peer(server, "g", "alice")
     bob = await make_peer(server, "g", "bob")
     async with open_stream(server.url, bob) as stream:
@@ -76,6 +83,7 @@ async def test_stream_resumes_across_a_restart_with_last_event_id(tmp_path: Path
     await send(server.url, alice, "g", "two")
     server.kill()
     server = server.restart()
+    started.append(server)
     try:
         await send(server.url, alice, "g", "three")
         async with open_stream(server.url, bob, last_event_id=last.id) as resumed:
@@ -86,13 +94,17 @@ async def test_stream_resumes_across_a_restart_with_last_event_id(tmp_path: Path
         server.stop()
 
 
-async def test_memory_engine_starts_empty_after_restart(tmp_path: Path) -> None:
+async def test_memory_engine_starts_empty_after_restart(
+    tmp_path: Path, started: list[RunningServer]
+) -> None:
     server = start_server(tmp_path / "data", "--engine", "memory")
+    started.append(server)
     try:
         await make_peer(server, "g", "alice")
     finally:
         server.stop()
     server = server.restart()
+    started.append(server)
     try:
         async with httpx.AsyncClient(base_url=server.url) as http:
             groups = await http.get(

@@ -34,7 +34,7 @@ from relay.protocol import (
 )
 from relay.server import auth
 from relay.server.config import ServerConfig
-from relay.server.engines import Engine, EngineError
+from relay.server.engines import Engine, EngineError, LocalEngine
 from relay.server.errors import (
     BadRequest,
     Conflict,
@@ -124,6 +124,7 @@ class Relay:
         self._applier: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._presence_pending: set[str] = set()
+        self._encoded: dict[bytes, Record] = {}
         self._closing = False
 
     # -- lifecycle ------------------------------------------------------------------
@@ -135,14 +136,21 @@ class Relay:
             self._apply(log_id, raw, publish=False)
             replayed += 1
         log.info("engine %s: replayed %d records", self.engine.name, replayed)
-        self._applier = asyncio.create_task(self._follow(), name="relay-applier")
+        if isinstance(self.engine, LocalEngine):
+            # Only this process writes: apply each commit as it happens, in order.
+            self.engine.on_commit(self._apply_batch)
+        else:
+            self._applier = asyncio.create_task(self._follow(), name="relay-applier")
         self._spawn(self._sweep_presence())
 
     async def _follow(self) -> None:
         async for batch in self.engine.follow(self.state.head):
-            for log_id, raw in batch:
-                if log_id > self.state.head:
-                    self._apply(log_id, raw, publish=True)
+            self._apply_batch(batch)
+
+    def _apply_batch(self, batch: list[tuple[int, bytes]]) -> None:
+        for log_id, raw in batch:
+            if log_id > self.state.head:
+                self._apply(log_id, raw, publish=True)
 
     @property
     def closing(self) -> bool:
@@ -171,7 +179,8 @@ class Relay:
 
     def _apply(self, log_id: int, raw: bytes, *, publish: bool) -> None:
         try:
-            record = decode(raw)
+            # A record this process just encoded need not be decoded again.
+            record = self._encoded.pop(raw, None) or decode(raw)
         except (ValueError, TypeError) as exc:
             log.error("log record %d is unreadable (%s); skipped", log_id, exc)
             self.state.head = max(self.state.head, log_id)
@@ -215,7 +224,12 @@ class Relay:
         if self._closing:
             raise Unavailable("the relay is shutting down; retry in a moment")
         started = time.perf_counter()
-        log_id = await self.engine.append(encode(record))
+        raw = encode(record)
+        self._encoded[raw] = record
+        try:
+            log_id = await self.engine.append(raw)
+        finally:
+            self._encoded.pop(raw, None)
         self.metrics.observe_append(time.perf_counter() - started)
         outcome = self._outcomes.pop(log_id, None)
         if outcome is None:

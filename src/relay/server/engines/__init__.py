@@ -14,11 +14,11 @@ relay process applies every record, its own and the others', in one order.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
-__all__ = ["Engine", "EngineError", "open_engine"]
+__all__ = ["Engine", "EngineError", "LocalEngine", "open_engine"]
 
 
 class EngineError(Exception):
@@ -48,6 +48,14 @@ class Engine(Protocol):
         """Batches of records with id > `after`, in order, as they are committed
         (by this process or, for shared engines, any other). Ends when closed."""
         ...
+
+
+@runtime_checkable
+class LocalEngine(Engine, Protocol):
+    """An engine only this process writes to: it can report commits synchronously,
+    so the relay applies a record before `append` returns (no task switch)."""
+
+    def on_commit(self, listener: Callable[[list[tuple[int, bytes]]], None]) -> None: ...
 
 
 def open_engine(

@@ -20,9 +20,16 @@ class Feed:
 
     def __init__(self) -> None:
         self._followers: list[asyncio.Queue[Batch | None]] = []
+        self._listeners: list[Callable[[Batch], None]] = []
         self._closed = False
 
+    def on_commit(self, listener: Callable[[Batch], None]) -> None:
+        """Call `listener` with every committed batch, synchronously, in commit order."""
+        self._listeners.append(listener)
+
     def publish(self, batch: Batch) -> None:
+        for listener in self._listeners:
+            listener(batch)
         for queue in self._followers:
             queue.put_nowait(batch)
 

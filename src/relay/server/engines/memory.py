@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from relay.server.engines import EngineError
 from relay.server.engines._feed import Batch, Feed
@@ -42,3 +42,7 @@ class MemoryEngine:
 
     def follow(self, after: int) -> AsyncIterator[Batch]:
         return self._feed.follow(after, self._load)
+
+    def on_commit(self, listener: Callable[[Batch], None]) -> None:
+        """In-process engines: hear each commit at once (see `Feed.on_commit`)."""
+        self._feed.on_commit(listener)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Final
@@ -199,6 +199,10 @@ class SqliteEngine:
 
     def follow(self, after: int) -> AsyncIterator[Batch]:
         return self._feed.follow(after, self._load)
+
+    def on_commit(self, listener: Callable[[Batch], None]) -> None:
+        """In-process engines: hear each commit at once (see `Feed.on_commit`)."""
+        self._feed.on_commit(listener)
 
 
 def backup(source: Path, destination: Path) -> int:
