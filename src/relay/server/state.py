@@ -430,6 +430,8 @@ def _involves(stored: _Stored, peer_id: str) -> bool:
     return stored.from_id == peer_id or (stored.to_ids is not None and peer_id in stored.to_ids)
 
 
+_JSON: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def _event(log_id: int, kind: str, data: dict[str, Any], audience: Iterable[str]) -> Event:
-    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-    return Event(log_id, kind, text, frozenset(audience))
+    return Event(log_id, kind, _JSON.encode(data), frozenset(audience))
