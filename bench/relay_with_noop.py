@@ -9,13 +9,12 @@ fastmcp's dispatch and result) except the relay operation itself, which is what
 `send_message` minus `noop` measures.
 
     python -m bench.relay_with_noop --engine sqlite --data-dir DIR --port 0 --port-file F
-    python -m bench.relay_with_noop --bench-nodelay ...   # listening socket with proto TCP
+    python -m bench.relay_with_noop --bench-nodelay ...   # same as without, since the fix
 
-By default the listening socket is made by relay-server's own `_bind`, so the
-network path is the shipped one. `--bench-nodelay` (taken off before relay's own
-flags are parsed) makes it with `proto=IPPROTO_TCP` instead, which is what lets
-asyncio set TCP_NODELAY on every accepted connection: the one-line change this
-benchmark suggests for `relay.server.__main__._bind`.
+The listening socket is made by relay-server's own `_bind`, so the network path
+is the shipped one. `--bench-nodelay` is still accepted (the runner passes it for
+`relay-nd`) but changes nothing any more: it made the socket with
+`proto=IPPROTO_TCP`, so asyncio sets TCP_NODELAY, and `_bind` now does that itself.
 
 `--bench-sync-normal` is an experiment, not a proposal as such: it switches the
 SQLite engine's connection to `PRAGMA synchronous=NORMAL` right after it opens
@@ -27,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import sys
 from collections.abc import Sequence
 
@@ -71,17 +69,6 @@ def add_noop(mcp: FastMCP) -> None:
         return ToolResult(content="ok", structured_content={"ok": True})
 
 
-def _bind_tcp(host: str, port: int) -> socket.socket:
-    """relay-server's `_bind`, but with `proto=IPPROTO_TCP` (so asyncio sets TCP_NODELAY)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
-    sock.setblocking(False)
-    return sock
-
-
 def _sync_normal(engine: Engine) -> None:
     """After `engine` opens, its SQLite connection no longer fsyncs every commit."""
     if not isinstance(engine, SqliteEngine):
@@ -104,7 +91,7 @@ async def serve(config: ServerConfig, *, nodelay: bool, sync_normal: bool = Fals
     relay = Relay(engine, config, operator_token=token)
     app = create_app(relay)
     add_noop(find_fastmcp(app))
-    sock = (_bind_tcp if nodelay else _bind)(config.host, config.port)
+    sock = _bind(config.host, config.port)  # relay-server's own (TCP_NODELAY since the fix)
     uv_config = uvicorn.Config(
         app,
         log_level=config.log_level,
