@@ -30,7 +30,7 @@ from relay.connect.credentials import load_token
 from relay.tui.panestate import PaneState, read_pane
 from tests.conftest import RunningServer, make_peer
 from tests.connect.conftest import VENV_BIN, Home, Lab, connect_env, git_repo, run_cli
-from tests.harness.agents import CLAUDE_VERSION, FAKE_ANTHROPIC_KEY, agent_binary
+from tests.harness.agents import FAKE_ANTHROPIC_KEY, agent_binary, seed_claude
 from tests.harness.fake_anthropic import FakeAnthropic
 from tests.harness.fake_api import FakeModelServer
 from tests.harness.fake_openai import FakeOpenAI
@@ -44,27 +44,6 @@ def _binary(kind: str) -> Path:
     if found is None:
         pytest.skip(f"the {kind} CLI is not installed; scripts/install.d/agents.sh installs it")
     return found
-
-
-def _seed_claude(home: Path, project: Path) -> None:
-    """Mark onboarding done and trust the project, as the agent harness does."""
-    (home / ".claude").mkdir(parents=True, exist_ok=True)
-    state = {
-        "hasCompletedOnboarding": True,
-        "lastOnboardingVersion": CLAUDE_VERSION,
-        "lastReleaseNotesSeen": CLAUDE_VERSION,
-        "hasSeenAutoDefaultNotice": True,
-        "hasSeenAutoDefaultNudge": True,
-        "theme": "dark",
-        "customApiKeyResponses": {"approved": [FAKE_ANTHROPIC_KEY[-20:]], "rejected": []},
-        "officialMarketplaceAutoInstallAttempted": True,
-        "officialMarketplaceAutoInstalled": False,
-        "officialMarketplaceAutoInstallFailReason": "policy_blocked",
-        "projects": {str(project): {"hasTrustDialogAccepted": True, "allowedTools": []}},
-    }
-    (home / ".claude.json").write_text(json.dumps(state, indent=2))
-    settings = {"tui": "fullscreen", "spinnerTipsEnabled": False}
-    (home / ".claude" / "settings.json").write_text(json.dumps(settings, indent=2))
 
 
 def _last_seen(server: RunningServer, observer: str) -> dict[str, float | None]:
@@ -188,7 +167,7 @@ def recording_api(request: pytest.FixtureRequest) -> Iterator[RecordingApi]:
 
 def _agent_env(home: Home, kind: str, api_url: str, project: Path) -> dict[str, str]:
     if kind == "claude-code":
-        _seed_claude(home.home, project)
+        seed_claude(home.home, project, manual_permissions=False)
         return connect_env(
             home,
             ANTHROPIC_BASE_URL=api_url,

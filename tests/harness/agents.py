@@ -28,7 +28,7 @@ from pathlib import Path
 from relay.tui.panestate import PaneState, read_pane
 from tests.harness.waiting import wait_for
 
-__all__ = ["AgentSession", "agent_binary", "agents_prefix", "start_agent"]
+__all__ = ["AgentSession", "agent_binary", "agents_prefix", "seed_claude", "start_agent"]
 
 CLAUDE_VERSION = "2.1.328"
 # Fake: the fake API accepts anything. Claude Code remembers approved keys by their last 20
@@ -97,7 +97,10 @@ class AgentSession:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, check=False)
 
 
-def _seed_claude(home: Path, project: Path) -> None:
+def seed_claude(home: Path, project: Path, *, manual_permissions: bool = True) -> None:
+    """Mark onboarding done and trust `project` in a throwaway HOME, so Claude Code
+    starts with no set-up dialog; `manual_permissions` turns auto mode off, so a
+    risky tool call raises an ordinary permission dialog."""
     (home / ".claude").mkdir(parents=True, exist_ok=True)
     state = {
         "hasCompletedOnboarding": True,
@@ -113,11 +116,9 @@ def _seed_claude(home: Path, project: Path) -> None:
         "projects": {str(project): {"hasTrustDialogAccepted": True, "allowedTools": []}},
     }
     (home / ".claude.json").write_text(json.dumps(state, indent=2))
-    settings = {
-        "tui": "fullscreen",
-        "spinnerTipsEnabled": False,
-        "permissions": {"defaultMode": "default", "allow": []},
-    }
+    settings: dict[str, object] = {"tui": "fullscreen", "spinnerTipsEnabled": False}
+    if manual_permissions:
+        settings["permissions"] = {"defaultMode": "default", "allow": []}
     (home / ".claude" / "settings.json").write_text(json.dumps(settings, indent=2))
 
 
@@ -169,7 +170,7 @@ def start_agent(
         "LANG": "C.UTF-8",
     }
     if kind == "claude-code":
-        _seed_claude(home, project)
+        seed_claude(home, project)
         env |= {
             "ANTHROPIC_BASE_URL": api_url,
             "ANTHROPIC_API_KEY": FAKE_ANTHROPIC_KEY,
