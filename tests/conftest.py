@@ -22,6 +22,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.harness.waiting import wait_for
+
 __all__ = ["RunningServer", "make_peer", "start_server", "wait_until"]
 
 
@@ -33,13 +35,7 @@ def wait_until(
     what: str = "",
 ) -> None:
     """Poll `condition` until it is truthy, or fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if condition():
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
-        time.sleep(interval)
+    wait_for(condition, timeout, what or repr(condition), interval)
 
 
 @dataclass

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import RunningServer, make_peer, start_server
+from tests.server.mcp_helpers import agent
 from tests.server.stream_helpers import Received, open_stream, send
 
 _groups = itertools.count()
@@ -69,12 +70,9 @@ async def test_resume_gives_exactly_the_missed_events_then_live_ones(
             missed = await resumed.messages(6)
             await send(url, alice, group, "live after resume")
             live = await resumed.messages(1)
-            everything: list[Received] = []
-            while (
-                not witness.queue.empty()
-                or len(everything) == 0
-                or (everything[-1].id < live[0].id)
-            ):
+            # Everything the witness saw, up to and including the live event.
+            everything: list[Received] = [await witness.next()]
+            while everything[-1].id < live[0].id:
                 everything.append(await witness.next())
         assert [e.data["text"] for e in missed] == [f"missed{n}" for n in range(5)] + [
             "dm while away"
@@ -136,8 +134,6 @@ async def test_read_event_tells_every_sidebar_the_cursor_moved(
     async with open_stream(url, bob) as stream:
         await send(url, alice, group, "read me")
         message = (await stream.messages(1))[0]
-        from tests.server.mcp_helpers import agent
-
         async with agent(url, bob) as bob_agent:
             await bob_agent.call("read_new_messages")
         read = await stream.next_of(("read",))
