@@ -68,6 +68,7 @@ from relay.server.validate import (
     MAX_PATTERN,
     PROFILE_LIMITS,
     check_group_name,
+    check_limit,
     check_peer_name,
     check_profile,
     check_text,
@@ -583,11 +584,7 @@ class Relay:
         return applied.result, states
 
     async def read_new(self, peer: PeerState, limit: object = None) -> list[Message]:
-        if limit is not None and (
-            not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000
-        ):
-            raise BadRequest("limit must be a whole number from 1 to 1000")
-        found = self.state.unread(peer.id, limit)
+        found = self.state.unread(peer.id, None if limit is None else check_limit(limit))
         if found:
             await self._commit(CursorMoved(peer.id, found[-1][0]))
         return [m for _, m in found]
@@ -642,9 +639,7 @@ class Relay:
         for key in ("start_time", "end_time"):
             value = args.get(key)
             times[key] = None if value is None else parse_time(key, value)
-        limit = args.get("limit", 50)
-        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000:
-            raise BadRequest("limit must be a whole number from 1 to 1000")
+        limit = check_limit(args.get("limit", 50))
         query = HistoryQuery(
             group, with_peer, pattern, times["start_time"], times["end_time"], limit
         )

@@ -16,6 +16,7 @@ __all__ = [
     "MAX_PATTERN",
     "PROFILE_LIMITS",
     "check_group_name",
+    "check_limit",
     "check_peer_name",
     "check_profile",
     "check_text",
@@ -39,6 +40,13 @@ def check_text(text: object, limit: int) -> str:
     if size > limit:
         raise TooLarge(f"the message is {size} bytes; the limit is {limit} bytes")
     return text
+
+
+def check_limit(value: object) -> int:
+    """A result limit: a whole number from 1 to 1000 (not a bool, not a float)."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 1000:
+        raise BadRequest("limit must be a whole number from 1 to 1000")
+    return value
 
 
 def check_group_name(name: object) -> str:
