@@ -14,7 +14,7 @@ The names, statuses and kinds below are validated the same way everywhere:
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Final, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -201,6 +201,3 @@ class ErrorBody(_Wire):
     """Every `/v1` error: `{"error": {"code": ..., "message": ...}}`."""
 
     error: ErrorInfo
-
-
-NonEmptyText = Annotated[str, Field(min_length=1)]

@@ -63,6 +63,7 @@ async def test_sigstopped_reader_is_cut_off_and_others_keep_up(
         assert reader.stdout is not None
         assert reader.stdout.readline().strip() == b"connected"
         wait_until(lambda: _metric(server, "relay_open_streams") == 1, what="reader stream")
+        assert _metric(server, "relay_connections") >= 1  # the reader's, at least
         os.kill(reader.pid, signal.SIGSTOP)
 
         big = "x" * 60_000  # fills the stopped reader's socket buffers quickly

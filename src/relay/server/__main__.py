@@ -83,6 +83,7 @@ async def serve(config: ServerConfig) -> None:
         lifespan="on",
     )
     server = _Server(uv_config, relay)
+    relay.count_connections = lambda: len(server.server_state.connections)
     if token_file is not None:
         verb = "created" if created else "in"
         log.info("operator token %s %s (mode 0600)", verb, token_file)

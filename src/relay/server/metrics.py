@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -20,7 +19,6 @@ class Metrics:
     rate_limited: int = 0
     requests: int = 0
     auth_failures: int = 0
-    connections: int = 0
     append_counts: list[int] = field(default_factory=lambda: [0] * (len(_BUCKETS) + 1))
     append_sum: float = 0.0
     append_total: int = 0
@@ -30,7 +28,7 @@ class Metrics:
         self.append_sum += seconds
         self.append_total += 1
 
-    def render(self, *, open_streams: int, peers: int, groups: int) -> str:
+    def render(self, *, connections: int, open_streams: int, peers: int, groups: int) -> str:
         lines: list[str] = []
 
         def metric(name: str, kind: str, help_text: str, value: float) -> None:
@@ -38,7 +36,7 @@ class Metrics:
                 (f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name} {value:g}")
             )
 
-        metric("relay_connections", "gauge", "Open HTTP connections.", self.connections)
+        metric("relay_connections", "gauge", "Open HTTP connections.", connections)
         metric("relay_open_streams", "gauge", "Open /v1/events streams.", open_streams)
         metric("relay_peers", "gauge", "Known peers.", peers)
         metric("relay_groups", "gauge", "Known groups.", groups)
@@ -63,6 +61,3 @@ class Metrics:
         lines.append(f"{name}_sum {self.append_sum:.6f}")
         lines.append(f"{name}_count {self.append_total}")
         return "\n".join(lines) + "\n"
-
-
-Clock = Callable[[], float]

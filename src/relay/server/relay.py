@@ -114,6 +114,8 @@ class Relay:
         self.config = config
         self.clock = clock
         self.metrics = Metrics()
+        self.count_connections: Callable[[], int] = lambda: 0
+        """Open HTTP connections, for /metrics; the server that runs the app sets it."""
         self.state = RelayState(event_window=config.event_window)
         self.hub = Hub(queue_size=config.stream_queue, on_presence=self._presence_changed)
         self._operator_hash = auth.hash_secret(operator_token)

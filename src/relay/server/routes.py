@@ -113,6 +113,7 @@ async def metrics(request: Request) -> Response:
         raise Forbidden("/metrics needs the operator token")
     relay = _relay(request)
     text = relay.metrics.render(
+        connections=relay.count_connections(),
         open_streams=relay.hub.stream_count,
         peers=len(relay.state.peers),
         groups=len(relay.state.groups),
