@@ -57,6 +57,25 @@ class ServerConfig:
     trusted_proxies: tuple[str, ...] = ()
     log_level: str = "info"
     port_file: Path | None = None
+    allowed_hosts: tuple[str, ...] = ()
+    """`Host` values accepted on /mcp and /v1 (empty: the loopback names when bound to
+    loopback); a `*` entry accepts any host."""
+    allowed_origins: tuple[str, ...] = ()
+    """`Origin` values accepted on /mcp and /v1 besides the allowed hosts' own origins."""
+    header_timeout: float = 10.0
+    """A request whose head has not fully arrived this long after it started is closed."""
+    update_rate: float = 2.0
+    """Profile and status changes per second per peer, sustained; bursts of 5x pass."""
+    join_rate: float = 30.0
+    """Joins, token mints and other credential writes per minute per client address."""
+    max_tokens_per_peer: int = 16
+    """Live tokens one peer may hold; minting more is refused until one is revoked."""
+    max_streams_per_token: int = 8
+    """Event streams open at once with one token."""
+    max_waits_per_peer: int = 4
+    """`wait_for_messages` calls one peer may have waiting at once."""
+    history_scan_bytes: int = 16 * 1024 * 1024
+    """Message text a `get_history` filter reads at most per call (newest first)."""
 
     @classmethod
     def from_args(
@@ -100,6 +119,19 @@ class ServerConfig:
                 trusted_proxies=proxies,
                 log_level=str(pick(args.log_level, "LOG_LEVEL", "info")).lower(),
                 port_file=Path(port_file) if port_file else None,
+                allowed_hosts=_csv(pick(args.allowed_hosts, "ALLOWED_HOSTS", "")),
+                allowed_origins=_csv(pick(args.allowed_origins, "ALLOWED_ORIGINS", "")),
+                header_timeout=float(pick(args.header_timeout, "HEADER_TIMEOUT", 10.0)),
+                update_rate=float(pick(args.update_rate, "UPDATE_RATE", 2.0)),
+                join_rate=float(pick(args.join_rate, "JOIN_RATE", 30.0)),
+                max_tokens_per_peer=int(pick(args.max_tokens_per_peer, "MAX_TOKENS_PER_PEER", 16)),
+                max_streams_per_token=int(
+                    pick(args.max_streams_per_token, "MAX_STREAMS_PER_TOKEN", 8)
+                ),
+                max_waits_per_peer=int(pick(args.max_waits_per_peer, "MAX_WAITS_PER_PEER", 4)),
+                history_scan_bytes=int(
+                    pick(args.history_scan_bytes, "HISTORY_SCAN_BYTES", 16 * 1024 * 1024)
+                ),
             )
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
@@ -123,8 +155,24 @@ class ServerConfig:
             raise ConfigError("--send-timeout and --shutdown-timeout must be above 0")
         if self.stream_queue < 1 or self.event_window < 1:
             raise ConfigError("--stream-queue and --event-window must be at least 1")
+        if self.header_timeout <= 0:
+            raise ConfigError("--header-timeout must be above 0")
+        if self.update_rate <= 0 or self.join_rate <= 0:
+            raise ConfigError("--update-rate and --join-rate must be above 0")
+        for flag, value in (
+            ("--max-tokens-per-peer", self.max_tokens_per_peer),
+            ("--max-streams-per-token", self.max_streams_per_token),
+            ("--max-waits-per-peer", self.max_waits_per_peer),
+            ("--history-scan-bytes", self.history_scan_bytes),
+        ):
+            if value < 1:
+                raise ConfigError(f"{flag} must be at least 1")
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise ConfigError("--log-level must be debug, info, warning or error")
+
+
+def _csv(raw: object) -> tuple[str, ...]:
+    return tuple(part.strip() for part in str(raw).split(",") if part.strip())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -159,4 +207,21 @@ def build_parser() -> argparse.ArgumentParser:
     add("--trusted-proxies", help="comma-separated IPs/CIDRs whose X-Forwarded-* to trust")
     add("--log-level", help="debug, info (default), warning or error")
     add("--port-file", help="write the bound port here once listening (for scripts)")
+    add(
+        "--allowed-hosts",
+        help="comma-separated Host names accepted on /mcp and /v1 "
+        "(default: the loopback names when bound to loopback; '*' for any)",
+    )
+    add("--allowed-origins", help="comma-separated browser Origins accepted on /mcp and /v1")
+    add("--header-timeout", type=float, help="seconds a request's head may take (default 10)")
+    add("--update-rate", type=float, help="status/profile changes per second per peer (default 2)")
+    add("--join-rate", type=float, help="joins and token mints per minute per address (default 30)")
+    add("--max-tokens-per-peer", type=int, help="live tokens per peer (default 16)")
+    add("--max-streams-per-token", type=int, help="event streams per token (default 8)")
+    add("--max-waits-per-peer", type=int, help="wait_for_messages calls per peer (default 4)")
+    add(
+        "--history-scan-bytes",
+        type=int,
+        help="message text a get_history filter reads per call (default 16 MiB)",
+    )
     return parser
