@@ -12,6 +12,10 @@ screen current from events. It feeds the injector (when there is one):
 Everything the app shows goes through public methods (`apply_event`,
 `show_identity`, `show_history`, ...), which the snapshot tests call directly
 with fixed data instead of a relay.
+
+Names, groups and error messages from the relay reach the screen through
+`relay.sinks.terminal_safe`, as `Text` (never markup): the widgets do it for what
+they render, the app for its own lines (identity, placeholder, toasts).
 """
 
 from __future__ import annotations
@@ -22,14 +26,17 @@ from datetime import tzinfo
 from typing import Any, ClassVar, Protocol
 
 from pydantic import ValidationError
+from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
+from textual.notifications import SeverityLevel
 from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerState
 
 from relay.client import ApiError, AuthError, Backoff, RelayClient, RelayError, StreamEvent
 from relay.protocol import Message, Peer, PeerLeft, ReadMoved, StreamNotice
+from relay.sinks import terminal_safe
 from relay.tui.conversation import Conversation, DraftError, Placement, Roster, parse_draft
 from relay.tui.settings import TuiSettings
 from relay.tui.stream import DEFAULT_READ_TIMEOUT_S, ConnectionView, Phase, StreamWorker
@@ -321,9 +328,11 @@ class RelayTui(App[None]):
         where = f"#{self.group}" if self.group else "no group"
         if len(self.groups) > 1:
             where += f" (+{len(self.groups) - 1})"
-        self.identity.update(f"{name} · {where}")
+        # A Text, not a str: Static.update would parse a str as markup.
+        self.identity.update(Text(terminal_safe(f"{name} · {where}", keep_newlines=False)))
         draft = self.draft
-        draft.placeholder = f"message #{self.group} · @name for a DM" if self.group else ""
+        group = terminal_safe(self.group, keep_newlines=False)
+        draft.placeholder = f"message #{group} · @name for a DM" if self.group else ""
         self._refresh_members()
 
     def _refresh_members(self) -> None:
@@ -386,10 +395,10 @@ class RelayTui(App[None]):
         try:
             draft = parse_draft(raw)
         except DraftError as exc:
-            self.notify(str(exc), severity="warning")
+            self._toast(str(exc), severity="warning")
             return
         if not self.group:
-            self.notify("this peer is in no group yet", severity="error")
+            self._toast("this peer is in no group yet", severity="error")
             return
         reply_to = self._reply_to.id if self._reply_to is not None else None
         try:
@@ -400,10 +409,10 @@ class RelayTui(App[None]):
                 reply_to=reply_to,
             )
         except ApiError as exc:
-            self.notify(f"not sent: {exc.message}", severity="error")
+            self._toast(f"not sent: {exc.message}", severity="error")
             return
         except RelayError as exc:
-            self.notify(f"not sent: {exc}", severity="error")
+            self._toast(f"not sent: {exc}", severity="error")
             return
         if draft_input.value == raw:
             draft_input.value = ""
@@ -412,13 +421,17 @@ class RelayTui(App[None]):
             StreamEvent(id=-1, type="dm" if message.is_dm else "message", data=message.wire())
         )
 
+    def _toast(self, message: str, *, severity: SeverityLevel = "information") -> None:
+        """A notification that may quote the relay: plain text, controls shown."""
+        self.notify(terminal_safe(message), severity=severity, markup=False)
+
     # -- input and key bindings -----------------------------------------------------
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if not event.value.strip():
             return
         if self.client is None:
-            self.notify("not connected to a relay", severity="error")
+            self._toast("not connected to a relay", severity="error")
             return
         self.run_worker(self._post(event.value), group="post")
 
@@ -431,7 +444,7 @@ class RelayTui(App[None]):
         before = self._reply_to.id if self._reply_to is not None else None
         target = self.conversation.last_from_others(before) or self._reply_to
         if target is None:
-            self.notify("nothing to reply to yet")
+            self._toast("nothing to reply to yet")
             return
         self._set_reply(target)
         self.draft.focus()
@@ -442,7 +455,7 @@ class RelayTui(App[None]):
     def action_next_group(self) -> None:
         """Post to (and list the members of) the next of this peer's groups."""
         if len(self.groups) < 2:
-            self.notify("this peer is in one group only")
+            self._toast("this peer is in one group only")
             return
         self.group = self.groups[(self.groups.index(self.group) + 1) % len(self.groups)]
         self.roster.replace(self.group, [])
@@ -456,7 +469,7 @@ class RelayTui(App[None]):
         try:
             self.show_members(group, await self.client.peers(group))
         except RelayError as exc:
-            self.notify(f"members not loaded: {exc}", severity="warning")
+            self._toast(f"members not loaded: {exc}", severity="warning")
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state is not WorkerState.ERROR:

@@ -2,6 +2,12 @@
 
 Each widget renders from plain values (a `Message`, a `ConnectionView`, an
 injector view) handed to it by the app; none of them does any I/O.
+
+Every string that came from a peer or the relay (texts, names, groups, profiles,
+notices, error messages) is rendered through `relay.sinks.terminal_safe` and only
+ever inside a `rich.text.Text`, never into a markup string: `[bold]` or
+`[@click=app.quit]` in a message is shown as typed, and an escape sequence is shown
+as `␛[...`, never executed.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from relay.protocol import Message, Peer
+from relay.sinks import terminal_safe
 from relay.tui.stream import ConnectionView, Phase
 
 __all__ = [
@@ -62,7 +69,13 @@ def _local(ts: float, tz: tzinfo | None) -> datetime:
 
 
 def _first_line(text: str) -> str:
-    return " ".join(text.split())
+    """Peer text on one line: whitespace runs become one space, controls are shown."""
+    return " ".join(terminal_safe(text).split())
+
+
+def _word(text: str) -> str:
+    """A name or group from a peer, made safe for one line."""
+    return terminal_safe(text, keep_newlines=False)
 
 
 class InjectorViewLike(Protocol):
@@ -112,24 +125,24 @@ def message_renderable(
     head = Text(no_wrap=True, overflow="ellipsis")
     head.append(_local(message.created_at, tz).strftime("%H:%M"), "dim")
     head.append(" ")
-    head.append(message.from_, name_style(message.from_))
+    head.append(_word(message.from_), name_style(message.from_))
     if message.to is not None:
-        recipients = ", ".join("you" if n == me else n for n in message.to)
+        recipients = ", ".join("you" if n == me else _word(n) for n in message.to)
         head.append(" → ", "magenta")
         head.append(recipients, "bold")
         head.append(" DM", "reverse magenta")
     if show_group:
-        head.append(f" #{message.group}", "dim")
+        head.append(f" #{_word(message.group)}", "dim")
     parts: list[RenderableType] = [head]
     if message.reply_to is not None:
         quote = Text("↳ ", "dim", no_wrap=True, overflow="ellipsis")
         if parent is not None:
-            quote.append(parent.from_, name_style(parent.from_))
+            quote.append(_word(parent.from_), name_style(parent.from_))
             quote.append(": " + _first_line(parent.text), "dim italic")
         else:
             quote.append("reply to an earlier message", "dim italic")
         parts.append(quote)
-    parts.append(Text(message.text))
+    parts.append(Text(terminal_safe(message.text)))
     return Group(*parts)
 
 
@@ -142,10 +155,14 @@ class DayDivider(Static):
 
 
 class NoteLine(Static):
-    """A line about the group rather than in it: joins, departures, relay notices."""
+    """A line about the group rather than in it: joins, departures, relay notices.
+
+    `text` may carry names and words from the relay: it is shown through `terminal_safe`.
+    """
 
     def __init__(self, text: str, *, warn: bool = False) -> None:
-        super().__init__(Text(text, "yellow" if warn else "dim italic"), classes="note")
+        self.plain = terminal_safe(text)
+        super().__init__(Text(self.plain, "yellow" if warn else "dim italic"), classes="note")
 
 
 class ChatLog(VerticalScroll, can_focus=True):
@@ -243,7 +260,10 @@ class MembersPanel(VerticalScroll):
     def show(self, group: str, peers: Sequence[Peer], *, me: str) -> None:
         self._shown = (group, tuple(peers), me)
         online = sum(p.status != "offline" for p in peers)
-        self.border_title = f"#{group} · {online}/{len(peers)} online" if group else "members"
+        # A Text, not a str: a str title would be parsed as markup.
+        self.border_title = (
+            Text(f"#{_word(group)} · {online}/{len(peers)} online") if group else "members"
+        )
         self._render_rows()
 
     def on_resize(self) -> None:
@@ -256,14 +276,15 @@ class MembersPanel(VerticalScroll):
             self._rows.update(Text(self.plain, "dim"))
             return
         narrow = 0 < self.content_size.width < 50
-        width = min(10 if narrow else 16, max(len(p.name) for p in peers))
+        width = min(10 if narrow else 16, max(len(_word(p.name)) for p in peers))
         lines = Text()
         for i, peer in enumerate(peers):
             glyph, colour = _STATUS_STYLE.get(peer.status, ("?", "white"))
             if i:
                 lines.append("\n")
             lines.append(f"{glyph} ", colour)
-            name = peer.name if len(peer.name) <= width else peer.name[: width - 1] + "…"
+            name = _word(peer.name)
+            name = name if len(name) <= width else name[: width - 1] + "…"
             lines.append(
                 f"{name:<{width}}",
                 name_style(peer.name) + (" underline" if peer.name == me else ""),
@@ -322,14 +343,15 @@ class ConnectionBanner(Static):
         self.set_class(view.phase is not Phase.AUTH_FAILED and view.failures > 0, "-warn")
         if view.phase is Phase.AUTH_FAILED:
             text = Text("Authentication failed", "bold")
-            text.append(f": {view.reason}" if view.reason else ": the relay refused the token")
+            reason = terminal_safe(view.reason)
+            text.append(f": {reason}" if reason else ": the relay refused the token")
             text.append("\nTo fix: run relay-connect again (it saves a new token) or set ")
             text.append("RELAY_TOKEN, then restart relay-tui.")
             self.plain = text.plain
             self.update(text)
         elif view.failures > 0:
             text = Text(f"No connection to {server_url}", "bold")
-            detail = view.reason
+            detail = terminal_safe(view.reason)
             if detail.startswith("cannot reach"):
                 detail = detail.partition(": ")[2]  # the URL is already in the line
             if detail:
@@ -368,9 +390,9 @@ def counters_text(unread: int, injector: InjectorViewLike | None, *, watch_only:
     if injector.pending:
         text.append(f"pending {injector.pending}", "bold magenta")
         if injector.senders:
-            text.append(" from " + ", ".join(injector.senders))
+            text.append(" from " + ", ".join(_word(s) for s in injector.senders))
         if injector.reason:
-            text.append(f" · {injector.reason}", "italic")
+            text.append(f" · {_word(injector.reason)}", "italic")
     else:
         # tests/agents read these words off the screen: keep "pending N" and "prompted N"
         text.append("pending 0", "dim")
@@ -394,6 +416,6 @@ class ReplyPreview(Static):
             self.update("")
             return
         text = Text("↳ replying to ", "dim")
-        text.append(message.from_, name_style(message.from_))
+        text.append(_word(message.from_), name_style(message.from_))
         text.append(": " + _first_line(message.text), "dim italic")
         self.update(text)
