@@ -24,7 +24,13 @@ The rules (DESIGN.md, "Prompting the agent"):
 - after Enter the pane is read again: the text must have left the box (or the agent's
   hook must say `working`); Enter is retried a bounded number of times, the paste too;
 - a prompt that cannot be delivered stays pending with a visible reason and is retried
-  after `retry_after_s`; a read event (nothing unread) clears pending arrivals.
+  after `retry_after_s`; a read event (nothing unread) clears pending arrivals;
+- a prompt is composed only from validated parts: the template and sender names that
+  passed `relay.sinks.safe_name` (any other name reads `a peer`). A sender's name is the
+  one thing a peer controls here, and a name carrying `ESC [201~` and a CR would end the
+  bracketed paste and submit what follows. As a second wall, a composed prompt holding
+  any control or format character the template itself does not hold is never pasted:
+  it stays pending, with the reason on screen.
 """
 
 from __future__ import annotations
@@ -34,11 +40,13 @@ import contextlib
 import enum
 import re
 import time
+import unicodedata
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
+from relay.sinks import safe_name, terminal_safe
 from relay.tui.panestate import PaneReading, PaneState, read_pane
 from relay.tui.tmux import PaneDriver, PaneError, PaneSnapshot
 
@@ -56,6 +64,7 @@ __all__ = [
     "PressEnter",
     "Wait",
     "format_prompt",
+    "stray_controls",
 ]
 
 DEFAULT_PROMPT_TEMPLATE: Final = (
@@ -231,7 +240,14 @@ _PASTE_PLACEHOLDER: Final = re.compile(
 
 
 def format_prompt(template: str, senders: list[str], count: int, max_named: int = 4) -> str:
-    """Fill the prompt template: "alice", "alice and bob", "alice, bob and 3 others"."""
+    """Fill the prompt template: "alice", "alice and bob", "alice, bob and 3 others".
+
+    Every name goes through `safe_name`: one that is not a valid peer name reads `a peer`.
+
+        >>> format_prompt("from {senders}", ["alice", "x\\x1b[201~\\rrm -rf ~\\r"], 2)
+        'from alice and a peer'
+    """
+    senders = list(dict.fromkeys(safe_name(s) for s in senders))
     if len(senders) > max_named:
         rest = len(senders) - max_named
         names = ", ".join(senders[:max_named]) + f" and {rest} other{'s' if rest > 1 else ''}"
@@ -240,6 +256,25 @@ def format_prompt(template: str, senders: list[str], count: int, max_named: int 
     else:
         names = senders[0] if senders else "someone"
     return template.format(count=count, senders=names)
+
+
+_CONTROL_CATEGORIES: Final = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+
+
+def stray_controls(text: str, template: str) -> str:
+    """The control and format characters of `text` that `template` does not hold itself.
+
+    Empty when `text` may be typed. Any character of Unicode categories Cc (C0, DEL, C1:
+    ESC, CR, tab...), Cf (bidi and other format characters), Zl, Zp or Cs counts.
+
+        >>> stray_controls("relay: from a peer", DEFAULT_PROMPT_TEMPLATE)
+        ''
+        >>> stray_controls("x\\x1b[201~\\rrm", "{senders}") == "\\x1b\\r"
+        True
+    """
+    allowed = {c for c in template if unicodedata.category(c) in _CONTROL_CATEGORIES}
+    stray = (c for c in text if c not in allowed and unicodedata.category(c) in _CONTROL_CATEGORIES)
+    return "".join(dict.fromkeys(stray))
 
 
 def _squash(text: str) -> str:
@@ -307,7 +342,7 @@ class InjectorMachine:
         if event_id in self._arrivals or event_id in self._seen:
             return self._wait_cmd()
         self._remember(event_id)
-        self._arrivals[event_id] = sender
+        self._arrivals[event_id] = safe_name(sender)  # shown and typed: validated here
         self._arrived_at[event_id] = now
         if self.phase is Phase.IDLE:
             self.phase = Phase.COALESCING
@@ -474,6 +509,12 @@ class InjectorMachine:
         if composed is None:
             return self._to_idle()
         prompt = composed
+        stray = stray_controls(prompt.text, self.settings.prompt_template)
+        if stray:
+            # Never reached by arrivals (names are validated); a guard against any other
+            # way hostile bytes could get into a prompt: they must never reach the pane.
+            shown = terminal_safe(stray, keep_newlines=False)
+            return self._backoff(now, f"prompt withheld: it holds control characters {shown}")
         self._round_pastes += 1
         self._attempt = _Attempt(prompt, pasted_at=now)
         self._owned_text = prompt.text
