@@ -30,6 +30,7 @@ from relay.connect.discovery import discover
 from relay.connect.errors import ConnectError
 from relay.connect.tmux import Tmux
 from relay.connect.wizard import Flags, InquirerPrompter, Wizard
+from relay.sinks import terminal_safe
 
 __all__ = ["build_parser", "main", "run"]
 
@@ -124,7 +125,7 @@ def run(argv: Sequence[str] | None = None, *, interactive: bool | None = None) -
         if done.join_secret and done is results[0]:
             print(
                 f"  group {done.group} created; its join secret (shown this once, share it "
-                f"privately): {done.join_secret}"
+                f"privately): {terminal_safe(done.join_secret)}"
             )
         pending = pending_path_for(store, done.pane_id)
         if pending.exists():
@@ -138,10 +139,10 @@ def main() -> None:
     try:
         status = run()
     except ConnectError as exc:
-        print(f"relay-connect: {exc}", file=sys.stderr)
+        print(terminal_safe(f"relay-connect: {exc}"), file=sys.stderr)
         status = 1
     except RelayError as exc:
-        print(f"relay-connect: the relay said: {exc}", file=sys.stderr)
+        print(terminal_safe(f"relay-connect: the relay said: {exc}"), file=sys.stderr)
         status = 1
     except KeyboardInterrupt:
         status = 130

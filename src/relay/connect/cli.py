@@ -21,6 +21,9 @@ else the last one relay-connect used.
 
 Helpers run by agents (see paneauth.py): `relay headers`, `relay hook-status`,
 `relay run -- COMMAND`.
+
+Errors may quote the relay: they are printed through `relay.sinks.terminal_safe`, like
+everything `commands.py` prints.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from pathlib import Path
 from relay.connect import paneauth
 from relay.connect.credentials import CredentialStore
 from relay.connect.errors import ConnectError
+from relay.sinks import terminal_safe
 
 __all__ = ["build_parser", "main", "run"]
 
@@ -122,7 +126,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         if not pane:
             return 0
         for problem in paneauth.hook_status(store, pane, args.status):
-            print(problem, file=sys.stderr)
+            print(terminal_safe(problem), file=sys.stderr)
         return 0
     if args.command == "run":
         key = paneauth.identity_key(os.environ, args.pane, args.profile)
@@ -144,7 +148,7 @@ def main() -> None:
     try:
         status = run()
     except ConnectError as exc:
-        print(f"relay: {exc}", file=sys.stderr)
+        print(terminal_safe(f"relay: {exc}"), file=sys.stderr)
         status = 1
 
     except KeyboardInterrupt:

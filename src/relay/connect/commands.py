@@ -4,6 +4,11 @@ Each `cmd_*` is an async function taking the parsed arguments and the resolved
 `Identity`; `cli.py` parses and dispatches. Kept apart from `cli.py` so that
 the helpers agents run on every connect and prompt (`relay headers`, `relay
 hook-status`) do not pay for importing all of this.
+
+Whatever the relay answered (messages, names, profiles, groups, errors) is printed
+through `relay.sinks.terminal_safe` (`_say`, `format_message`, `format_peer`), so an
+escape sequence in it is shown, never run by the terminal. `--json` output is exact
+and ASCII only (`_json`): every control character in it is a `\\u` escape.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from relay.connect.doctor import run_checks
 from relay.connect.errors import ConnectError, CredentialsMissing, MissingOption
 from relay.connect.wizard import ENV_JOIN_SECRET, ENV_OPERATOR_TOKEN
 from relay.protocol import Message, Peer
+from relay.sinks import terminal_safe
 
 __all__ = [
     "Identity",
@@ -84,20 +90,41 @@ def _secret(path: Path | None, env: str, flag: str, what: str) -> str:
 
 
 def format_message(message: Message) -> str:
+    """One message for a terminal: the header on one line, the text as sent, controls shown."""
     to = f" -> {', '.join(message.to)}" if message.to else ""
     reply = f" (re {message.reply_to})" if message.reply_to else ""
-    return f"[{message.group} #{message.seq}] {message.from_}{to}{reply}: {message.text}"
+    head = terminal_safe(
+        f"[{message.group} #{message.seq}] {message.from_}{to}{reply}", keep_newlines=False
+    )
+    return f"{head}: {terminal_safe(message.text)}"
 
 
 def format_peer(peer: Peer) -> str:
+    """One line per peer for a terminal; every field from the relay with its controls shown."""
     where = " ".join(x for x in (peer.hostname, peer.cwd, peer.git_branch) if x)
     online = "online" if peer.online else "offline"
     summary = f" — {peer.summary}" if peer.summary else ""
-    return f"{peer.name:20} {peer.kind:12} {peer.status:8} {online:8} {where}{summary}"
+    line = f"{peer.name:20} {peer.kind:12} {peer.status:8} {online:8} {where}{summary}"
+    return terminal_safe(line, keep_newlines=False)
+
+
+def _say(line: str) -> None:
+    """Print a line that may quote the relay: through the terminal door."""
+    print(terminal_safe(line), flush=True)
+
+
+def _json(value: object, indent: int | None = None) -> str:
+    """Exact JSON, ASCII only: control characters, C1 and bidi controls are `\\u` escapes.
+
+    `ensure_ascii` escapes everything below U+0020 and above U+007E except DEL, which
+    JSON leaves raw; it can only occur inside a string, so escaping it keeps the value.
+    """
+    text = json.dumps(value, indent=indent, default=str, ensure_ascii=True)
+    return text.replace("\x7f", "\\u007f")
 
 
 def _print_json(value: object) -> None:
-    print(json.dumps(value, indent=2, default=str))
+    print(_json(value, indent=2))
 
 
 async def cmd_send(args: argparse.Namespace, ident: Identity) -> int:
@@ -105,7 +132,7 @@ async def cmd_send(args: argparse.Namespace, ident: Identity) -> int:
     text = sys.stdin.read() if args.text == "-" else args.text
     async with RelayClient(server, token) as client:
         message = await client.send(args.group, text, to=args.to or None, reply_to=args.reply_to)
-    print(message.id if args.quiet else format_message(message))
+    print(terminal_safe(message.id) if args.quiet else format_message(message))
     return 0
 
 
@@ -134,15 +161,14 @@ def _show(event: StreamEvent, group: str | None, as_json: bool) -> bool:
         message = Message.model_validate(event.data)
         if group and message.group != group:
             return False
-        line = (
-            json.dumps({**event.data, "event_id": event.id}) if as_json else format_message(message)
-        )
+        line = _json({**event.data, "event_id": event.id}) if as_json else format_message(message)
     elif event.type in ("peer_joined", "peer_left", "peer_status", "notice"):
         if as_json:
-            line = json.dumps({**event.data, "type": event.type, "event_id": event.id})
+            line = _json({**event.data, "type": event.type, "event_id": event.id})
         else:
             detail = event.data.get("status") or event.data.get("message") or ""
             line = f"* {event.type} {event.data.get('name', '')} {detail}".rstrip()
+            line = terminal_safe(line, keep_newlines=False)
     else:
         return False
     print(line, flush=True)
@@ -176,7 +202,7 @@ async def cmd_groups(args: argparse.Namespace, ident: Identity, store: Credentia
         url, token = _need(ident)
         async with RelayClient(url, token) as client:
             for group in await client.groups():
-                print(f"{group.name:24} {group.members:3} members  last #{group.last_seq}")
+                _say(f"{group.name:24} {group.members:3} members  last #{group.last_seq}")
         return 0
     if ident.server is None:
         raise ConnectError("no relay server known: pass --server URL")
@@ -192,7 +218,7 @@ async def cmd_groups(args: argparse.Namespace, ident: Identity, store: Credentia
             else:
                 created = await client.rotate_secret(args.group)
                 done = "has a new join secret; the old one no longer works"
-        print(f"group {created.group} {done}; join secret (shown once): {created.join_secret}")
+        _say(f"group {created.group} {done}; join secret (shown once): {created.join_secret}")
         return 0
     secret = _secret(args.secret_file, ENV_JOIN_SECRET, "--secret-file", "the join secret")
     profile = args.join_profile or args.profile or "default"
@@ -207,7 +233,7 @@ async def cmd_groups(args: argparse.Namespace, ident: Identity, store: Credentia
         )
     store.save(Credential(server, profile, joined.token, joined.peer.name, args.group, "human"))
     store.remember_server(server)
-    print(f"joined {args.group} as {joined.peer.name!r}; saved as profile {profile!r}")
+    _say(f"joined {args.group} as {joined.peer.name!r}; saved as profile {profile!r}")
     return 0
 
 
@@ -224,7 +250,7 @@ async def cmd_token(args: argparse.Namespace, ident: Identity, store: Credential
                 store.save(Credential(server, args.save_profile, new, peer.name, group))
                 print(f"new token saved as profile {args.save_profile!r}")
             else:
-                print(new)
+                _say(new)
             return 0
         target = args.token_file.read_text().strip() if args.token_file else None
         await client.revoke_token(target)
@@ -251,7 +277,7 @@ async def _revoke_peer(args: argparse.Namespace, ident: Identity) -> int:
 async def cmd_doctor(args: argparse.Namespace, ident: Identity) -> int:
     checks = await run_checks(os.environ, ident.server, ident.cred, ident.token, Path.cwd())
     for check in checks:
-        print(check.render())
+        _say(check.render())
     return 0 if all(c.ok for c in checks) else 1
 
 
