@@ -22,9 +22,16 @@ from typing import Any
 import tomlkit
 import tomlkit.exceptions
 
-from relay.connect.credentials import write_private
 from relay.connect.edits import Edit, revert
 from relay.connect.errors import ConfigFileError
+from relay.connect.localfiles import (
+    json_type,
+    private_dir,
+    quoted,
+    read_json_object,
+    refuse,
+    write_private,
+)
 
 __all__ = ["Change", "ConfigFile", "Manifest", "merge", "uninstall"]
 
@@ -86,6 +93,39 @@ class _FileRecord:
     edits: list[Edit] = field(default_factory=list)
 
 
+MANIFEST_FILE = "relay install manifest"
+
+
+def _records_from_json(data: dict[str, Any]) -> dict[str, _FileRecord]:
+    """The records of an `installed.json` document, or ValueError at the first bad part."""
+    unknown = sorted(set(data) - {"version", "files"})
+    if unknown:
+        raise ValueError(f"unexpected top-level keys {quoted(unknown)}")
+    version = data.get("version")
+    if type(version) is not int or version != 1:
+        raise ValueError('"version" is not 1 (written by another relay release?)')
+    raw = data.get("files")
+    if not isinstance(raw, dict):
+        raise ValueError(f'"files" is a JSON {json_type(raw)}, not an object')
+    files: dict[str, _FileRecord] = {}
+    for name, rec in raw.items():
+        where = f"the record for {quoted([name])}"
+        if not name:
+            raise ValueError('"files" has a record for an empty path')
+        if not isinstance(rec, dict) or set(rec) != {"created_file", "edits"}:
+            raise ValueError(f'{where} is not an object of "created_file" and "edits"')
+        if not isinstance(rec["created_file"], bool):
+            raise ValueError(f'{where}: "created_file" is not true or false')
+        if not isinstance(rec["edits"], list):
+            raise ValueError(f'{where}: "edits" is not an array')
+        try:
+            edits = [Edit.from_json(edit) for edit in rec["edits"]]
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from exc
+        files[name] = _FileRecord(rec["created_file"], edits)
+    return files
+
+
 class Manifest:
     """`installed.json`: per file, the edits relay-connect made and whether it created it."""
 
@@ -93,17 +133,22 @@ class Manifest:
         self.path = path
 
     def _load(self) -> dict[str, _FileRecord]:
-        try:
-            raw = json.loads(self.path.read_text(encoding="utf-8"))
-        except (FileNotFoundError, json.JSONDecodeError):
+        # A damaged manifest is refused, not read as empty: saved over, every record of
+        # what to uninstall would be gone.
+        data = read_json_object(self.path, MANIFEST_FILE)
+        if data is None:
             return {}
-        files: dict[str, _FileRecord] = {}
-        for name, rec in raw.get("files", {}).items():
-            edits = [Edit.from_json(e) for e in rec.get("edits", [])]
-            files[name] = _FileRecord(bool(rec.get("created_file")), edits)
-        return files
+        try:
+            return _records_from_json(data)
+        except ValueError as exc:
+            refuse(self.path, MANIFEST_FILE, str(exc))
+
+    def check(self) -> None:
+        """Raise `LocalFileError` now if the manifest is damaged (before changing anything)."""
+        self._load()
 
     def _save(self, files: dict[str, _FileRecord]) -> None:
+        private_dir(self.path.parent)
         body = {
             "version": 1,
             "files": {
@@ -147,6 +192,7 @@ class Manifest:
 
 def merge(config: ConfigFile, changes: list[Change], manifest: Manifest) -> list[Edit]:
     """Apply `changes` to `config`, save it and record what changed; returns the edits."""
+    manifest.check()  # a config file changed but not recorded could never be uninstalled
     existed = config.path.exists()
     doc = config.load()
     edits: list[Edit] = []

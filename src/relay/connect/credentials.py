@@ -8,6 +8,9 @@ directory mode 0700 and every file in it 0600:
     installed.json        what was added to agent config files (for --uninstall)
     pending/<key>.txt     a one-time prompt the sidebar for <key> sends, then deletes
 
+A damaged credentials, state or manifest file is refused with a `LocalFileError`
+and left as it is, never read as empty and saved over (`localfiles.py`).
+
 A *key* is a tmux pane id (`%3`): the agent in that pane (through `relay headers`
 and `relay hook-status`, which inherit `TMUX_PANE`) and its sidebar (`relay-tui
 --target-pane %3`) share one identity. Any other key is a profile name, for
@@ -21,14 +24,21 @@ The sidebar needs only two functions::
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from relay.connect.localfiles import (
+    json_type,
+    private_dir,
+    quoted,
+    read_json_object,
+    refuse,
+    write_private,
+)
 
 __all__ = [
     "Credential",
@@ -76,21 +86,6 @@ def pending_prompt_path(key: str, base: Path | None = None) -> Path:
     return (base or config_dir()) / "pending" / f"{key_filename(key)}.txt"
 
 
-def write_private(path: Path, text: str) -> None:
-    """Write `text` to `path` atomically with mode 0600, creating 0700 parents."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 @dataclass(frozen=True, slots=True)
 class Credential:
     """One peer identity on one server, for one pane or profile."""
@@ -111,14 +106,48 @@ class Credential:
         return data
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except json.JSONDecodeError:
-        return {}
-    return data if isinstance(data, dict) else {}
+CREDENTIALS_FILE = "relay credentials file"
+STATE_FILE = "relay state file"
+_VERSION = 1
+_TEXT_FIELDS = ("server", "key", "token", "peer", "group", "kind")
+_REQUIRED = ("server", "key", "token", "peer", "group")
+_FIELDS = frozenset({*_TEXT_FIELDS, "agent_pid"})
+
+
+def _credential_from_json(item: Any, where: str) -> Credential:
+    """One entry of `credentials.json`, checked field by field; ValueError says what is wrong."""
+    if not isinstance(item, dict):
+        raise ValueError(f"{where} is a JSON {json_type(item)}, not an object")
+    unknown = sorted(set(item) - _FIELDS)
+    if unknown:
+        raise ValueError(f"{where} has unexpected fields {quoted(unknown)}")
+    missing = [name for name in _REQUIRED if name not in item]
+    if missing:
+        raise ValueError(f"{where} lacks {', '.join(missing)}")
+    for name in _TEXT_FIELDS:
+        if name in item and not isinstance(item[name], str):
+            raise ValueError(f"{where}.{name} is a JSON {json_type(item[name])}, not a string")
+    empty = [name for name in _REQUIRED if not item[name]]
+    if empty:
+        raise ValueError(f"{where} has an empty {', '.join(empty)}")
+    pid = item.get("agent_pid", 0)
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid < 0:
+        raise ValueError(f"{where}.agent_pid is not a process id (a whole number, 0 or more)")
+    return Credential(**item)
+
+
+def _credentials_from_json(data: dict[str, Any]) -> list[Credential]:
+    """Every entry of a `credentials.json` document, or ValueError at the first bad part."""
+    unknown = sorted(set(data) - {"version", "credentials"})
+    if unknown:
+        raise ValueError(f"unexpected top-level keys {quoted(unknown)}")
+    version = data.get("version")
+    if type(version) is not int or version != _VERSION:
+        raise ValueError(f'"version" is not {_VERSION} (written by another relay release?)')
+    raw = data.get("credentials")
+    if not isinstance(raw, list):
+        raise ValueError(f'"credentials" is a JSON {json_type(raw)}, not an array')
+    return [_credential_from_json(item, f"credentials[{n}]") for n, item in enumerate(raw)]
 
 
 class CredentialStore:
@@ -140,18 +169,25 @@ class CredentialStore:
         return self.base / "installed.json"
 
     def _ensure_dir(self) -> None:
-        self.base.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(self.base, 0o700)
+        private_dir(self.base)
+
+    def check(self) -> None:
+        """Raise `LocalFileError` now if the credentials or state file is damaged."""
+        self.all()
+        self._state()
 
     # -- tokens -------------------------------------------------------------------
 
     def all(self) -> list[Credential]:
-        raw = _read_json(self.credentials_file).get("credentials", [])
-        found: list[Credential] = []
-        for item in raw if isinstance(raw, list) else []:
-            with contextlib.suppress(TypeError):
-                found.append(Credential(**item))
-        return found
+        """Every stored credential; [] without a file, LocalFileError for a damaged one."""
+        path = self.credentials_file
+        data = read_json_object(path, CREDENTIALS_FILE)
+        if data is None:
+            return []
+        try:
+            return _credentials_from_json(data)
+        except ValueError as exc:
+            refuse(path, CREDENTIALS_FILE, str(exc))
 
     def get(self, server_url: str, key: str) -> Credential | None:
         server = normalise_server(server_url)
@@ -185,13 +221,21 @@ class CredentialStore:
 
     # -- non-secret state -----------------------------------------------------------
 
+    def _state(self) -> dict[str, Any]:
+        # Keys other than last_server are kept as they are (a later release may add some).
+        state = read_json_object(self.state_file, STATE_FILE) or {}
+        value = state.get("last_server", "")
+        if not isinstance(value, str):
+            refuse(self.state_file, STATE_FILE, f'"last_server" is a JSON {json_type(value)}')
+        return state
+
     def last_server(self) -> str | None:
-        value = _read_json(self.state_file).get("last_server")
-        return value if isinstance(value, str) and value else None
+        value = self._state().get("last_server")
+        return value or None
 
     def remember_server(self, server_url: str) -> None:
         self._ensure_dir()
-        state = _read_json(self.state_file)
+        state = self._state()
         state["last_server"] = normalise_server(server_url)
         write_private(self.state_file, json.dumps(state, indent=2) + "\n")
 
@@ -200,6 +244,7 @@ class CredentialStore:
     def write_pending_prompt(self, key: str, text: str) -> Path:
         self._ensure_dir()
         path = pending_prompt_path(key, self.base)
+        private_dir(path.parent)
         write_private(path, text)
         return path
 
@@ -208,7 +253,8 @@ def load_token(server_url: str, key: str) -> str | None:
     """The peer token stored for `key` (a pane id like `%3`, or a profile) on `server_url`.
 
     Returns None when relay-connect has not connected that pane/profile to that
-    server. Reads `$XDG_CONFIG_HOME/relay/credentials.json` each call.
+    server. Reads `$XDG_CONFIG_HOME/relay/credentials.json` each call, and raises
+    `LocalFileError` (a `ConnectError`) when that file is damaged.
     """
     cred = CredentialStore().get(server_url, key)
     return cred.token if cred else None

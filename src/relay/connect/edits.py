@@ -57,18 +57,44 @@ class Edit:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Edit:
+    def from_json(cls, data: Any) -> Edit:
+        """The edit `to_json` wrote; ValueError (saying what is wrong) for anything else."""
+        if not isinstance(data, dict):
+            raise ValueError("an edit is not a JSON object")
+        unknown = sorted(set(data) - _EDIT_FIELDS)
+        if unknown:
+            names = ", ".join(repr(name[:40]) for name in unknown[:3])
+            raise ValueError(f"an edit has unexpected fields {names}")
+        missing = [name for name in ("op", "path", "value") if name not in data]
+        if missing:
+            raise ValueError(f"an edit lacks {', '.join(missing)}")
         op = data["op"]
         if op not in ("set", "append"):
-            raise ValueError(f"unknown edit op {op!r}")
+            raise ValueError('an edit\'s "op" is neither "set" nor "append"')
+        if not _is_path(data["path"]):
+            raise ValueError('an edit\'s "path" is not a non-empty array of strings')
+        had_previous = data.get("had_previous", False)
+        if not isinstance(had_previous, bool):
+            raise ValueError('an edit\'s "had_previous" is not true or false')
+        created = data.get("created", [])
+        if not isinstance(created, list) or not all(_is_path(p) for p in created):
+            raise ValueError('an edit\'s "created" is not an array of non-empty string arrays')
         return cls(
             op=op,
             path=tuple(data["path"]),
             value=data["value"],
-            had_previous=bool(data.get("had_previous")),
+            had_previous=had_previous,
             previous=data.get("previous"),
-            created=tuple(tuple(p) for p in data.get("created", [])),
+            created=tuple(tuple(p) for p in created),
         )
+
+
+_EDIT_FIELDS = frozenset({"op", "path", "value", "had_previous", "previous", "created"})
+
+
+def _is_path(value: Any) -> bool:
+    """A non-empty JSON array of strings: a key path into a document."""
+    return isinstance(value, list) and bool(value) and all(isinstance(k, str) for k in value)
 
 
 def _walk(

@@ -6,15 +6,19 @@ Every one of them reaches a human, so each says what was wrong and what to do::
     ├── MissingOption            stdin is not a terminal and a flag was not given
     ├── CredentialsMissing       no token stored for this server and pane/profile
     ├── ConfigFileError          an agent config file cannot be read or merged
+    ├── LocalFileError           relay's own credentials, state or manifest file is damaged
     └── TmuxError                tmux is missing, or a pane or window is unknown
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 __all__ = [
     "ConfigFileError",
     "ConnectError",
     "CredentialsMissing",
+    "LocalFileError",
     "MissingOption",
     "TmuxError",
 ]
@@ -47,6 +51,26 @@ class CredentialsMissing(ConnectError):
 
 class ConfigFileError(ConnectError):
     """An agent configuration file exists but cannot be parsed or merged."""
+
+
+class LocalFileError(ConnectError):
+    """A file relay keeps in its config dir exists but is not what relay writes there.
+
+    relay refuses it rather than reading it as empty, because every save is a
+    read-modify-write: an "empty" read would make the next save replace the file,
+    and every token in it would be gone. The file is left exactly as it is.
+    """
+
+    def __init__(self, path: Path, what: str, problem: str) -> None:
+        # One line, whatever the problem text: the mains print it as `relay: <message>`.
+        problem = " ".join(problem.split())
+        super().__init__(
+            f"{path} is not a valid {what}: {problem}. relay never overwrites it: "
+            "fix it or move it aside, then run this again"
+        )
+        self.path = path
+        self.what = what
+        self.problem = problem
 
 
 class TmuxError(ConnectError):
