@@ -95,6 +95,10 @@ class Connector:
     async def connect(
         self, request: ConnectRequest, found: list[AgentPane] | None = None
     ) -> list[Connected]:
+        # A damaged local file found only after the join would leave a peer on the relay
+        # whose token nobody kept: refuse before the relay is asked anything.
+        self.store.check()
+        self.manifest.check()
         sidebars = {p.pane_id: p.sidebar for p in found or []}
         done: list[Connected] = []
         join_secret = await self._ensure_group(request) if request.create else None

@@ -24,7 +24,7 @@ from typing import NoReturn
 
 from relay.connect.codex import TOKEN_ENV
 from relay.connect.credentials import Credential, CredentialStore, normalise_server
-from relay.connect.errors import ConnectError, CredentialsMissing
+from relay.connect.errors import ConnectError, CredentialsMissing, LocalFileError
 
 __all__ = ["headers_json", "hook_status", "identity_key", "run_with_token"]
 
@@ -64,7 +64,10 @@ async def _post_status(cred: Credential, status: str) -> str | None:
 
 def hook_status(store: CredentialStore, key: str, status: str) -> list[str]:
     """Report `status` for `key` on every server it is connected to; the problems met."""
-    creds = store.for_key(key)
+    try:
+        creds = store.for_key(key)
+    except LocalFileError as exc:
+        return [f"relay hook-status: {exc}"]  # a hook never fails: stderr says why
     if not creds:
         return []
 
