@@ -7,6 +7,10 @@
 Shutdown on SIGTERM or SIGINT is bounded by --shutdown-timeout: stop accepting,
 end every event stream (clients resume with Last-Event-ID), let requests in
 flight finish, close the engine.
+
+Everything the server writes is private to its user: the process runs with umask
+077, the data dir is made 0700 and the files already in it 0600 (an older relay.db
+at 0644 would otherwise hand its mode to the WAL SQLite creates beside it).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import asyncio
 import logging
 import os
 import socket
+import stat
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +30,8 @@ from relay.server.app import create_app
 from relay.server.auth import load_operator_token, write_private
 from relay.server.config import ConfigError, ServerConfig, default_data_dir
 from relay.server.engines import EngineError, open_engine
+from relay.server.hosts import HostPolicy
+from relay.server.httpserver import HEAD_LIMIT, RelayH11Protocol
 from relay.server.relay import Relay
 
 __all__ = ["main"]
@@ -57,8 +64,43 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _make_private(data_dir: Path) -> None:
+    """Create `data_dir` 0700, or tighten an existing one to 0700 and its files to 0600.
+
+    A directory or file that cannot be changed (another owner) is a warning naming it:
+    the relay still runs, and the operator sees what to fix.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    mode = data_dir.stat().st_mode & 0o777
+    if mode & 0o077:
+        try:
+            data_dir.chmod(0o700)
+            log.warning("data dir %s was mode %04o; made it 0700", data_dir, mode)
+        except OSError as exc:
+            log.warning(
+                "data dir %s is mode %04o and cannot be made 0700 (%s): other users may "
+                "read the relay's data; chmod 0700 it",
+                data_dir,
+                mode,
+                exc.strerror,
+            )
+    for path in data_dir.iterdir():
+        try:
+            info = path.lstat()
+        except OSError:
+            continue  # gone meanwhile
+        if stat.S_ISREG(info.st_mode) and info.st_mode & 0o077:
+            try:
+                path.chmod(0o600)
+            except OSError as exc:
+                log.warning("%s cannot be made 0600 (%s)", path, exc.strerror)
+
+
 async def serve(config: ServerConfig) -> None:
-    config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # Before anything is created: the database, its WAL, the token and port files are
+    # then never readable by others, whichever code creates them.
+    os.umask(0o077)
+    _make_private(config.data_dir)
     token, token_file, created = load_operator_token(config.data_dir, config.operator_token)
     engine = open_engine(
         config.engine,
@@ -74,6 +116,10 @@ async def serve(config: ServerConfig) -> None:
     host, port = sock.getsockname()[:2]
     uv_config = uvicorn.Config(
         app,
+        # h11, with a deadline for each request head and strict framing (httpserver.py).
+        http=RelayH11Protocol.configured(header_timeout=config.header_timeout),
+        h11_max_incomplete_event_size=HEAD_LIMIT,
+        ws="none",  # the relay has no WebSocket routes: no upgrade is ever accepted
         log_level=config.log_level,
         access_log=False,
         timeout_graceful_shutdown=max(1, int(config.shutdown_timeout)),
@@ -89,6 +135,7 @@ async def serve(config: ServerConfig) -> None:
         log.info("operator token %s %s (mode 0600)", verb, token_file)
     else:
         log.info("operator token from RELAY_OPERATOR_TOKEN")
+    log.info("%s", HostPolicy.from_config(config).describe())
     shown = f"[{host}]" if ":" in host else host
     log.info(
         "relay-server listening on http://%s:%d (engine %s, data %s)",
@@ -132,6 +179,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(_backup(args[1:]))
     try:
         config = ServerConfig.from_args(args)
+        HostPolicy.from_config(config)  # off loopback without --allowed-hosts: one line
     except ConfigError as exc:
         print(f"relay-server: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -2,24 +2,31 @@
 
 relay = Relay(engine, config, operator_token=token)
 app = create_app(relay)        # starts and stops `relay` in its lifespan
+
+Every request first passes the edge (`edge.HostOriginGuard`: `Host` and `Origin`
+against `--allowed-hosts` and `--allowed-origins`, all paths but `/healthz`). The MCP
+app answers at exactly `/mcp`, behind the bearer-token gate and a body limit
+(`edge.mcp_body_limit`); any other path is a JSON 404, a wrong method a JSON 405.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
-from starlette.routing import Mount, Route
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from relay.server.auth import bearer_token
+from relay.server.edge import BodyLimit, HostOriginGuard, error_handlers, mcp_body_limit
 from relay.server.errors import RelayServerError
 from relay.server.events import events_endpoint
+from relay.server.hosts import HostPolicy
 from relay.server.mcp_tools import build_mcp
 from relay.server.relay import Relay
-from relay.server.routes import routes
+from relay.server.routes import error_response, routes
 
 __all__ = ["create_app"]
 
@@ -43,26 +50,30 @@ class _RequireToken:
             try:
                 self.relay.require_peer(self.relay.authenticate(token))
             except RelayServerError as exc:
-                body = json.dumps({"error": {"code": exc.code, "message": exc.message}}).encode()
-                extra = (
-                    [(b"www-authenticate", b'Bearer realm="relay"')] if exc.status == 401 else []
-                )
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": exc.status,
-                        "headers": [(b"content-type", b"application/json"), *extra],
-                    }
-                )
-                await send({"type": "http.response.body", "body": body})
+                await error_response(exc)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
 
 def create_app(relay: Relay, *, start_relay: bool = True) -> Starlette:
     """The ASGI app. With `start_relay` its lifespan starts and closes `relay`;
-    without, the caller has started it (so engine errors surface before serving)."""
-    mcp_app = build_mcp(relay).http_app(path="/mcp", stateless_http=True)
+    without, the caller has started it (so engine errors surface before serving).
+
+    Raises ConfigError when `relay.config` binds off loopback without --allowed-hosts.
+    """
+    policy = HostPolicy.from_config(relay.config)
+    # fastmcp's own Host/Origin guard stays off: HostOriginGuard covers /mcp and /v1 alike.
+    mcp_app = build_mcp(relay).http_app(
+        path="/mcp", stateless_http=True, host_origin_protection=False
+    )
+    # The methods the MCP transport serves at /mcp (stateless: POST and DELETE), so a
+    # wrong one is refused here, as JSON, like on every other path.
+    mcp_methods = next(
+        sorted(route.methods)
+        for route in mcp_app.routes
+        if isinstance(route, Route) and route.path == "/mcp" and route.methods
+    )
+    mcp_endpoint = _RequireToken(BodyLimit(mcp_app, mcp_body_limit(relay.config)), relay)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -74,12 +85,15 @@ def create_app(relay: Relay, *, start_relay: bool = True) -> Starlette:
             finally:
                 await relay.close()
 
+    all_routes: list[BaseRoute] = [
+        *routes(),
+        Route("/v1/events", events_endpoint, methods=["GET"]),
+        Route("/mcp", mcp_endpoint, methods=mcp_methods),
+    ]
     app = Starlette(
-        routes=[
-            *routes(),
-            Route("/v1/events", events_endpoint, methods=["GET"]),
-            Mount("/", app=_RequireToken(mcp_app, relay)),
-        ],
+        routes=all_routes,
+        middleware=[Middleware(HostOriginGuard, policy=policy)],
+        exception_handlers=error_handlers(all_routes),
         lifespan=lifespan,
     )
     app.state.relay = relay
