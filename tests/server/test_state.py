@@ -37,7 +37,9 @@ class Log:
         return self.state.apply(next(self._ids), decode(encode(record)))
 
     def post(self, sender: str, text: str, at: float = 1.0) -> Message:
-        message: Message = self.apply(MessagePosted(f"m-{text}", "g", sender, text, at)).result
+        message: Message = self.apply(
+            MessagePosted("m-" + text.replace(" ", "-"), "g", sender, text, at)
+        ).result
         return message
 
 

@@ -19,8 +19,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from relay.server.auth import bearer_token, hash_secret
-from relay.server.errors import BadRequest, RelayServerError, Unavailable
+from relay.server.auth import bearer_token
+from relay.server.errors import BadRequest, RateLimited, RelayServerError, Unavailable
 from relay.server.hub import Subscription, encode_frame
 from relay.server.relay import Relay
 from relay.server.routes import error_response
@@ -64,7 +64,7 @@ def _last_event_id(request: Request) -> int | None:
     raw = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
     if raw is None or raw == "":
         return None
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise BadRequest("Last-Event-ID must be an event id (a whole number) from this relay")
     return int(raw)
 
@@ -73,8 +73,17 @@ async def events_endpoint(request: Request) -> Response:
     relay: Relay = request.app.state.relay
     token = bearer_token(request.headers.get("authorization"))
     try:
-        peer = relay.require_peer(relay.authenticate(token))
+        caller = relay.authenticate(token)
+        peer = relay.require_peer(caller)
         last_id = _last_event_id(request)
+        open_now = relay.hub.streams_of_token(caller.token_hash, peer.id)
+        limit = relay.config.max_streams_per_token
+        if open_now >= limit:
+            raise RateLimited(
+                f"{open_now} event streams are open with this token, the most one token may "
+                f"(--max-streams-per-token {limit}); close one first",
+                retry_after=5.0,
+            )
     except RelayServerError as exc:
         return error_response(exc)
     if relay.closing:
@@ -91,7 +100,7 @@ async def events_endpoint(request: Request) -> Response:
             )
             notice = encode_frame(oldest - 1, "notice", text)
         backlog = relay.state.events_after(peer.id, last_id)
-    sub = relay.hub.subscribe(peer.id, backlog, hash_secret(token or ""))
+    sub = relay.hub.subscribe(peer.id, backlog, caller.token_hash)
     hub = relay.hub
     metrics = relay.metrics
 

@@ -15,8 +15,12 @@ Records hold hashes of secrets, never secrets. They are JSON on disk:
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Final
+
+from relay.protocol import KINDS, SETTABLE_STATUSES, is_group_name, is_peer_name
 
 __all__ = [
     "CursorMoved",
@@ -30,6 +34,7 @@ __all__ = [
     "SecretRotated",
     "TokenAdded",
     "TokenRevoked",
+    "check_record",
     "decode",
     "encode",
 ]
@@ -177,7 +182,10 @@ def encode(record: Record) -> bytes:
 
 def decode(raw: bytes | str) -> Record:
     """The record `encode` wrote; raises ValueError for anything else."""
-    body = json.loads(raw)
+    try:
+        body = json.loads(raw)
+    except RecursionError:
+        raise ValueError("a log record nested too deep") from None
     if not isinstance(body, dict):
         raise ValueError("a log record is a JSON object")
     cls = _BY_TAG.get(body.pop("t", None))
@@ -185,6 +193,96 @@ def decode(raw: bytes | str) -> Record:
         raise ValueError("unknown log record type")
     names = {f.name for f in fields(cls)}
     kwargs = {k: v for k, v in body.items() if k in names}
-    if cls is MessagePosted and kwargs.get("to_ids") is not None:
+    if cls is MessagePosted and isinstance(kwargs.get("to_ids"), list):
         kwargs["to_ids"] = tuple(kwargs["to_ids"])
-    return cls(**kwargs)
+    try:
+        record = cls(**kwargs)
+    except TypeError as exc:
+        raise ValueError(f"a {cls.TAG} record lacks a field: {exc}") from None
+    check_record(record)
+    return record
+
+
+# -- checking what the log holds -------------------------------------------------------
+#
+# A log shared through NATS can be written by anyone with access to the stream, so a
+# record read back is checked like a request: names, ids and kinds have their exact
+# shapes (they reach agents' terminals and prompts), every string is valid Unicode,
+# numbers are finite. Free text (message bodies, summaries) is kept as stored, since
+# refusing it would lose what the relay once accepted; every sink renders it inert.
+
+_ID: Final = re.compile(r"[A-Za-z0-9_.:+-]{1,128}")
+_PROFILE_KEYS: Final = frozenset({"hostname", "cwd", "git_branch", "role", "summary"})
+_SURROGATE: Final = re.compile(r"[\ud800-\udfff]")
+
+
+def _fail(record: Record, what: str) -> ValueError:
+    return ValueError(f"{record.TAG} record: {what}")
+
+
+def _is_id(value: object) -> bool:
+    return isinstance(value, str) and _ID.fullmatch(value) is not None
+
+
+def _is_text(value: object, limit: int = 1 << 24) -> bool:
+    return isinstance(value, str) and len(value) <= limit and _SURROGATE.search(value) is None
+
+
+def _is_time(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_profile(record: Record, profile: object, extra: frozenset[str]) -> None:
+    if not isinstance(profile, dict):
+        raise _fail(record, "profile changes are not an object")
+    for key, value in profile.items():
+        if key == "kind":
+            if value not in KINDS:
+                raise _fail(record, "unknown kind")
+        elif key == "status":
+            if value not in SETTABLE_STATUSES:
+                raise _fail(record, "unknown status")
+        elif key == "online":
+            if not isinstance(value, bool):
+                raise _fail(record, "online is not true or false")
+        elif key not in _PROFILE_KEYS | extra or not _is_text(value, 4096):
+            raise _fail(record, f"bad profile field {key!r}")
+
+
+def check_record(record: Record) -> None:
+    """Raise ValueError unless every field of `record` has the shape the relay writes."""
+    group = getattr(record, "group", None)
+    if group is not None and not (isinstance(group, str) and is_group_name(group)):
+        raise _fail(record, "bad group name")
+    for name in ("peer_id", "from_id", "token_hash", "secret_hash"):
+        value = getattr(record, name, None)
+        if value is not None and not _is_id(value):
+            raise _fail(record, f"bad {name}")
+    at = getattr(record, "at", 0.0)
+    if not _is_time(at):
+        raise _fail(record, "bad time")
+    match record:
+        case Joined():
+            if not (isinstance(record.name, str) and is_peer_name(record.name)):
+                raise _fail(record, "bad peer name")
+            if record.kind not in KINDS:
+                raise _fail(record, "unknown kind")
+            _check_profile(record, record.profile, frozenset({"kind"}))
+        case PeerUpdated():
+            _check_profile(record, record.changes, frozenset())
+        case MessagePosted():
+            if not _is_id(record.id) or not _is_text(record.text):
+                raise _fail(record, "bad id or text")
+            if record.reply_to is not None and not _is_id(record.reply_to):
+                raise _fail(record, "bad reply_to")
+            if record.to_ids is not None and (
+                not isinstance(record.to_ids, tuple)
+                or not 1 <= len(record.to_ids) <= 100
+                or not all(_is_id(pid) for pid in record.to_ids)
+            ):
+                raise _fail(record, "bad recipients")
+        case CursorMoved():
+            if not isinstance(record.upto, int) or isinstance(record.upto, bool):
+                raise _fail(record, "bad cursor")
+        case _:
+            pass

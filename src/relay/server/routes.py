@@ -20,6 +20,7 @@ from starlette.routing import Route
 from relay.server.auth import bearer_token
 from relay.server.errors import BadRequest, Forbidden, RateLimited, RelayServerError, TooLarge
 from relay.server.relay import Caller, Relay
+from relay.server.validate import MAX_JSON_DEPTH, check_json
 
 __all__ = ["error_response", "routes"]
 
@@ -73,12 +74,19 @@ async def _body(request: Request) -> dict[str, Any]:
     if not raw:
         return {}
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_no_constant)
+    except RecursionError:
+        raise BadRequest(f"the body is nested deeper than {MAX_JSON_DEPTH} levels") from None
     except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"the body is not valid JSON: {exc}") from exc
+        raise BadRequest(f"the body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")
+    check_json(body)
     return body
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
@@ -143,7 +151,8 @@ async def join_group(request: Request) -> Response:
         body,
         {"name", "kind", "hostname", "cwd", "git_branch", "role", "summary", "peer_token"},
     )
-    peer, token = await relay.join(request.path_params["group"], secret, body)
+    client = request.client.host if request.client is not None else ""
+    peer, token = await relay.join(request.path_params["group"], secret, body, client)
     return JSONResponse(
         {
             "peer": relay.public(peer).model_dump(),

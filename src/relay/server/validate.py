@@ -1,11 +1,16 @@
-"""Checking what clients send: names, texts, profile fields, times.
+"""Checking what clients send: names, texts, profile fields, times, JSON bodies.
 
 Each check returns the clean value or raises `BadRequest`/`TooLarge` with a
-message that says what was wrong and what is allowed.
+message that says what was wrong and what is allowed. Text that other peers will
+read is refused when it carries control characters: message text keeps newlines
+and tabs and nothing else below U+0020 (no ESC, no C1 controls, no DEL); names
+and profile fields are one line with no control characters at all. Strings with
+lone surrogates (`"\\ud800"` in JSON) are refused everywhere: they are not text.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -13,10 +18,13 @@ from relay.protocol import KINDS, is_group_name, is_peer_name
 from relay.server.errors import BadRequest, TooLarge
 
 __all__ = [
+    "MAX_JSON_DEPTH",
     "MAX_PATTERN",
     "PROFILE_LIMITS",
     "check_group_name",
+    "check_json",
     "check_limit",
+    "check_line",
     "check_peer_name",
     "check_profile",
     "check_text",
@@ -24,6 +32,9 @@ __all__ = [
 ]
 
 MAX_PATTERN: Final = 256
+"""Longest `get_history` filter, in characters."""
+MAX_JSON_DEPTH: Final = 32
+"""Deepest nesting of arrays and objects accepted in a request body."""
 PROFILE_LIMITS: Final = {
     "hostname": 255,
     "cwd": 4096,
@@ -32,14 +43,58 @@ PROFILE_LIMITS: Final = {
     "summary": 1000,
 }
 
+_TEXT_CONTROLS: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+"""Control characters refused in message text: C0 but tab and newline, DEL, C1."""
+_LINE_CONTROLS: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+"""Refused in one-line fields: every control character and the Unicode line breaks."""
+_SURROGATE: Final = re.compile(r"[\ud800-\udfff]")
+
+
+def _describe(char: str) -> str:
+    return f"U+{ord(char):04X}"
+
+
+def _check_surrogates(what: str, value: str) -> None:
+    found = _SURROGATE.search(value)
+    if found is not None:
+        raise BadRequest(
+            f"{what} holds a lone surrogate ({_describe(found.group())}), which is not text; "
+            "send valid Unicode"
+        )
+
 
 def check_text(text: object, limit: int) -> str:
+    """Message text: 1 to `limit` bytes of UTF-8, newlines and tabs but no other controls."""
     if not isinstance(text, str) or not text.strip():
         raise BadRequest(f"the message text is empty; send 1 to {limit} bytes of text")
+    _check_surrogates("the message text", text)
     size = len(text.encode())
     if size > limit:
         raise TooLarge(f"the message is {size} bytes; the limit is {limit} bytes")
+    found = _TEXT_CONTROLS.search(text)
+    if found is not None:
+        raise BadRequest(
+            f"the message text holds the control character {_describe(found.group())}; "
+            "text may hold newlines and tabs but no other control characters (no ESC, "
+            "no carriage return)"
+        )
     return text
+
+
+def check_line(what: str, value: object, limit: int) -> str:
+    """A one-line field (a summary, a directory, ...): text without control characters."""
+    if not isinstance(value, str):
+        raise BadRequest(f"{what} must be text")
+    _check_surrogates(what, value)
+    if len(value) > limit:
+        raise BadRequest(f"{what} is {len(value)} characters; the limit is {limit}")
+    found = _LINE_CONTROLS.search(value)
+    if found is not None:
+        raise BadRequest(
+            f"{what} holds the control character {_describe(found.group())}; "
+            "it is one line of text without control characters (no newline, tab or ESC)"
+        )
+    return value
 
 
 def check_limit(value: object) -> int:
@@ -49,10 +104,16 @@ def check_limit(value: object) -> int:
     return value
 
 
+def _shown(value: object) -> str:
+    """A bad value quoted in an error: short, and with any control characters escaped."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def check_group_name(name: object) -> str:
     if not isinstance(name, str) or not is_group_name(name):
         raise BadRequest(
-            f"invalid group name {name!r}: use 1-64 of a-z, 0-9, '_' and '-', "
+            f"invalid group name {_shown(name)}: use 1-64 of a-z, 0-9, '_' and '-', "
             "starting with a letter or digit"
         )
     return name
@@ -61,7 +122,7 @@ def check_group_name(name: object) -> str:
 def check_peer_name(name: object) -> str:
     if not isinstance(name, str) or not is_peer_name(name):
         raise BadRequest(
-            f"invalid peer name {name!r}: use 1-64 of letters, digits, '_', '.' and '-', "
+            f"invalid peer name {_shown(name)}: use 1-64 of letters, digits, '_', '.' and '-', "
             "starting with a letter or digit"
         )
     return name
@@ -75,18 +136,29 @@ def check_profile(fields: dict[str, Any]) -> dict[str, str]:
             continue
         if key == "kind":
             if value not in KINDS:
-                raise BadRequest(f"invalid kind {value!r}: use one of {', '.join(KINDS)}")
+                raise BadRequest(f"invalid kind {_shown(value)}: use one of {', '.join(KINDS)}")
             clean[key] = value
             continue
         limit = PROFILE_LIMITS.get(key)
         if limit is None:
-            raise BadRequest(f"unknown field {key!r}")
-        if not isinstance(value, str):
-            raise BadRequest(f"{key} must be text")
-        if len(value) > limit:
-            raise BadRequest(f"{key} is {len(value)} characters; the limit is {limit}")
-        clean[key] = value
+            raise BadRequest(f"unknown field {_shown(key)}")
+        clean[key] = check_line(key, value, limit)
     return clean
+
+
+def check_json(value: object, *, depth: int = 0) -> None:
+    """A parsed JSON body: nested at most MAX_JSON_DEPTH deep, every string valid Unicode."""
+    if depth > MAX_JSON_DEPTH:
+        raise BadRequest(f"the body is nested deeper than {MAX_JSON_DEPTH} levels")
+    if isinstance(value, str):
+        _check_surrogates("a string in the body", value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_surrogates("a key in the body", key)
+            check_json(item, depth=depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            check_json(item, depth=depth + 1)
 
 
 def parse_time(key: str, value: object) -> float:
