@@ -14,6 +14,7 @@ The names, statuses and kinds below are validated the same way everywhere:
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -43,6 +44,7 @@ __all__ = [
     "StreamNotice",
     "is_group_name",
     "is_peer_name",
+    "name_key",
 ]
 
 GROUP_NAME_PATTERN: Final = r"[a-z0-9][a-z0-9_-]{0,63}"
@@ -84,6 +86,18 @@ def is_group_name(value: str) -> bool:
 def is_peer_name(value: str) -> bool:
     """True when `value` is a valid peer name (`[A-Za-z0-9][A-Za-z0-9_.-]{0,63}`)."""
     return _PEER_RE.fullmatch(value) is not None
+
+
+def name_key(name: str) -> str:
+    """The form in which two peer names are compared: NFKC, then case-folded.
+
+    A name means one peer on the whole relay, so `ALICE`, `alice` and look-alikes
+    that normalise to the same letters are one name:
+
+    >>> name_key("ALICE") == name_key("alice") == name_key("ａｌｉｃｅ")
+    True
+    """
+    return unicodedata.normalize("NFKC", name).casefold()
 
 
 class _Wire(BaseModel):

@@ -17,9 +17,10 @@ from tests.server.stream_helpers import Received, open_stream, send
 _groups = itertools.count()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """One server for the tests that need no special flags; each test has its own group."""
+    """A server of its own for each test: peer names are unique relay-wide, and every
+    test here speaks of alice and bob."""
     running = start_server(tmp_path_factory.mktemp("relay") / "data")
     yield running
     running.stop()

@@ -17,8 +17,10 @@ from tests.server.mcp_helpers import agent
 _groups = itertools.count()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """A server of its own for each test: peer names are unique relay-wide, and the
+    tests reuse alice, bob and carol."""
     running = start_server(tmp_path_factory.mktemp("relay") / "data")
     yield running
     running.stop()

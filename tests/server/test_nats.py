@@ -324,13 +324,13 @@ async def test_a_message_sent_through_a_reaches_a_stream_open_on_b(
     relays: list[RunningServer],
 ) -> None:
     a, b = relays
-    alice = await make_peer(a, "stream", "alice")
-    bob = await make_peer(a, "stream", "bob")
+    alice = await make_peer(a, "stream", "alice-s")
+    bob = await make_peer(a, "stream", "bob-s")
     await _until_known(b, bob)
     async with open_stream(b.url, bob) as stream:
         assert stream.status == 200
         sent = [await send(a.url, alice, "stream", f"n{n}") for n in range(5)]
-        dm = await send(a.url, alice, "stream", "just for bob", to=["bob"])
+        dm = await send(a.url, alice, "stream", "just for bob", to=["bob-s"])
         got = await stream.messages(6)
     assert [e.data["id"] for e in got] == [m["id"] for m in sent] + [dm["id"]]
     assert got[-1].type == "dm"
@@ -343,8 +343,8 @@ async def test_a_client_resumes_on_the_other_relay_with_no_gap_and_no_duplicate(
     relays: list[RunningServer],
 ) -> None:
     a, b = relays
-    alice = await make_peer(a, "resume", "alice")
-    bob = await make_peer(a, "resume", "bob")
+    alice = await make_peer(a, "resume", "alice-r")
+    bob = await make_peer(a, "resume", "bob-r")
     await _until_known(b, bob)  # and so alice, who joined first: B applies the log in order
     async with open_stream(a.url, bob) as on_a:
         for n in range(3):
@@ -370,8 +370,8 @@ async def test_kill_9_of_one_relay_loses_no_acknowledged_message(
     relays: list[RunningServer],
 ) -> None:
     a, b = relays
-    alice = await make_peer(a, "crash", "alice")
-    bob = await make_peer(b, "crash", "bob")
+    alice = await make_peer(a, "crash", "alice-c")
+    bob = await make_peer(b, "crash", "bob-c")
     await _until_known(a, bob)
 
     acked: list[dict[str, Any]] = []

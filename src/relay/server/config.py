@@ -67,7 +67,8 @@ class ServerConfig:
     update_rate: float = 2.0
     """Profile and status changes per second per peer, sustained; bursts of 5x pass."""
     join_rate: float = 30.0
-    """Joins, token mints and other credential writes per minute per client address."""
+    """Joins with a join secret (per client address) and token mints and revocations (per
+    peer), per minute; bursts of 2x pass. Joins with the operator token are not limited."""
     max_tokens_per_peer: int = 16
     """Live tokens one peer may hold; minting more is refused until one is revoked."""
     max_streams_per_token: int = 8

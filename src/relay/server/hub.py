@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from relay.server.state import Event
@@ -59,8 +60,11 @@ class Hub:
         *,
         queue_size: int = 1024,
         on_presence: Callable[[str, bool], None] | None = None,
+        groups_of: Callable[[str], AbstractSet[str]] = lambda peer_id: frozenset(),
     ) -> None:
         self.queue_size = queue_size
+        self._groups_of = groups_of
+        """A recipient's groups: events about a peer show only the groups they share."""
         self._subs: dict[str, set[Subscription]] = {}
         self._on_presence = on_presence
         self.delivered_upto: dict[str, int] = {}
@@ -71,7 +75,8 @@ class Hub:
     ) -> Subscription:
         """A new stream for `peer_id` (opened with `token_hash`), starting with `backlog`."""
         sub = Subscription(peer_id, asyncio.Queue(maxsize=self.queue_size), token_hash)
-        sub.backlog = [(e.id, encode_frame(e.id, e.type, e.data)) for e in backlog]
+        groups = self._groups_of(peer_id)
+        sub.backlog = [(e.id, encode_frame(e.id, e.type, e.data_for(groups))) for e in backlog]
         subs = self._subs.setdefault(peer_id, set())
         subs.add(sub)
         if len(subs) == 1 and self._on_presence is not None:
@@ -91,11 +96,20 @@ class Hub:
 
     def publish(self, event: Event) -> None:
         frame: bytes | None = None
+        scoped: dict[frozenset[str], bytes] = {}
         for peer_id in event.audience:
             subs = self._subs.get(peer_id)
             if not subs:
                 continue
-            if frame is None:
+            if event.subject_groups is not None:
+                # Each recipient learns only the groups it shares with the subject.
+                shared = event.subject_groups & self._groups_of(peer_id)
+                frame = scoped.get(shared)
+                if frame is None:
+                    frame = scoped[shared] = encode_frame(
+                        event.id, event.type, event.data_for(shared)
+                    )
+            elif frame is None:
                 frame = encode_frame(event.id, event.type, event.data)
             for sub in subs:
                 sub.offer(event.id, frame)
@@ -107,6 +121,10 @@ class Hub:
 
     def live(self, peer_id: str) -> bool:
         return bool(self._subs.get(peer_id))
+
+    def streams_of_token(self, token_hash: str, peer_id: str) -> int:
+        """How many streams of `peer_id` are open with the token `token_hash`."""
+        return sum(1 for sub in self._subs.get(peer_id, ()) if sub.token_hash == token_hash)
 
     @property
     def stream_count(self) -> int:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import secrets
 import time
 import uuid
@@ -24,6 +23,8 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Final
 
+import re2
+
 from relay.protocol import (
     SETTABLE_STATUSES,
     GroupInfo,
@@ -31,6 +32,7 @@ from relay.protocol import (
     MessageStatus,
     Peer,
     RecipientStatus,
+    name_key,
 )
 from relay.server import auth
 from relay.server.config import ServerConfig
@@ -63,12 +65,13 @@ from relay.server.records import (
     decode,
     encode,
 )
-from relay.server.state import Applied, HistoryQuery, PeerState, RelayState
+from relay.server.state import Applied, HistoryQuery, Pattern, PeerState, RelayState
 from relay.server.validate import (
     MAX_PATTERN,
     PROFILE_LIMITS,
     check_group_name,
     check_limit,
+    check_line,
     check_peer_name,
     check_profile,
     check_text,
@@ -84,19 +87,62 @@ RECENTLY_SEEN_S: Final = 120.0
 or its last stream closed (so a reconnecting sidebar does not flap offline)."""
 PRESENCE_SWEEP_S: Final = 15.0
 MAX_WAIT_S: Final = 120.0
+MAX_DM_RECIPIENTS: Final = 100
+MAX_FILTER_SCANS: Final = 2
+"""`get_history` filters run at once (off the event loop); more wait their turn."""
 _OUTCOMES_KEPT: Final = 4096
+_BUCKETS_KEPT: Final = 10_000
 
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who a request is from: a peer, or the operator (peer is None)."""
+    """Who a request is from: a peer, or the operator (peer is None).
+
+    `token_hash` is the credential it came with, so an operation that waited can
+    check that the credential still holds when it completes (`Relay.recheck`).
+    """
 
     peer: PeerState | None
     operator: bool = False
+    token_hash: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class _Rate:
+    """One kind of write's limit: `rate` per `per` seconds, bursts of `burst`."""
+
+    what: str
+    rate: float
+    per: float
+    burst: float
+
+    def describe(self) -> str:
+        unit = "second" if self.per == 1 else "minute"
+        return f"at most {self.rate:g} {self.what} per {unit}"
 
 
 def _message_id(now: float) -> str:
     return f"m{int(now * 1000):011x}{secrets.token_hex(6)}"
+
+
+_FILTER_OPTIONS: Final = re2.Options()
+_FILTER_OPTIONS.case_sensitive = False
+_FILTER_OPTIONS.log_errors = False
+_FILTER_OPTIONS.max_mem = 8 << 20
+
+
+def _compile_filter(raw: str) -> Pattern:
+    """An RE2 pattern: linear-time matching, so no filter can stall the relay."""
+    try:
+        pattern: Pattern = re2.compile(raw, _FILTER_OPTIONS)
+    except re2.error as exc:
+        first = exc.args[0] if exc.args else b"invalid"
+        reason = first.decode(errors="replace") if isinstance(first, bytes) else str(first)
+        raise BadRequest(
+            f"filter is not a valid regular expression ({reason}); it is RE2 syntax: "
+            "no backreferences or lookaround"
+        ) from None
+    return pattern
 
 
 class Relay:
@@ -117,13 +163,31 @@ class Relay:
         self.count_connections: Callable[[], int] = lambda: 0
         """Open HTTP connections, for /metrics; the server that runs the app sets it."""
         self.state = RelayState(event_window=config.event_window)
-        self.hub = Hub(queue_size=config.stream_queue, on_presence=self._presence_changed)
+        self.hub = Hub(
+            queue_size=config.stream_queue,
+            on_presence=self._presence_changed,
+            groups_of=self._groups_of,
+        )
         self._operator_hash = auth.hash_secret(operator_token)
         self._outcomes: OrderedDict[int, Applied | RelayServerError] = OrderedDict()
         self._waiting: dict[int, asyncio.Future[Applied]] = {}
         self._arrivals: dict[str, set[asyncio.Event]] = {}
         self._last_seen: dict[str, float] = {}
-        self._buckets: dict[str, TokenBucket] = {}
+        self._buckets: OrderedDict[tuple[str, str], TokenBucket] = OrderedDict()
+        self._rates: dict[str, _Rate] = {
+            "message": _Rate("messages", config.rate_limit, 1.0, config.rate_limit * 3),
+            "update": _Rate(
+                "status, profile and membership changes",
+                config.update_rate,
+                1.0,
+                config.update_rate * 5,
+            ),
+            "credential": _Rate(
+                "joins and new tokens", config.join_rate, 60.0, max(1.0, config.join_rate * 2)
+            ),
+        }
+        self._waits: dict[str, int] = {}
+        self._scans = asyncio.Semaphore(MAX_FILTER_SCANS)
         self._applier: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._presence_pending: set[str] = set()
@@ -252,14 +316,27 @@ class Relay:
             raise Unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
         token_hash = auth.hash_secret(token)
         if auth.same_hash(token_hash, self._operator_hash):
-            return Caller(peer=None, operator=True)
+            return Caller(peer=None, operator=True, token_hash=token_hash)
         peer = self.state.peer_by_token(token_hash)
         if peer is None:
             self.metrics.auth_failures += 1
             raise Unauthorized("unknown or revoked token; run `relay-connect` to get a new one")
         self.metrics.requests += 1
         self._last_seen[peer.id] = self.clock()
-        return Caller(peer=peer)
+        return Caller(peer=peer, token_hash=token_hash)
+
+    def recheck(self, caller: Caller) -> None:
+        """Unauthorized when `caller`'s token was revoked since the request began.
+
+        Operations that wait (a long poll, a slow scan) call this before they act
+        on what they found, so a revoked credential never reads or marks anything.
+        """
+        if caller.operator:
+            return
+        peer = self.state.peer_by_token(caller.token_hash)
+        if peer is None or caller.peer is None or peer.id != caller.peer.id:
+            self.metrics.auth_failures += 1
+            raise Unauthorized("your token was revoked while the request ran")
 
     @staticmethod
     def require_peer(caller: Caller) -> PeerState:
@@ -275,8 +352,17 @@ class Relay:
         seen = self._last_seen.get(peer_id)
         return seen is not None and self.clock() - seen < RECENTLY_SEEN_S
 
-    def public(self, peer: PeerState) -> Peer:
-        return peer.public(online=self.online(peer.id), last_seen=self._last_seen.get(peer.id))
+    def public(self, peer: PeerState, viewer: PeerState | None = None) -> Peer:
+        """`peer` as `viewer` sees it: only the groups they share (None: all of them)."""
+        return peer.public(
+            online=self.online(peer.id),
+            last_seen=self._last_seen.get(peer.id),
+            viewer_groups=None if viewer is None or viewer.id == peer.id else viewer.groups,
+        )
+
+    def _groups_of(self, peer_id: str) -> set[str]:
+        peer = self.state.peers.get(peer_id)
+        return peer.groups if peer is not None else set()
 
     def _presence_changed(self, peer_id: str, live: bool) -> None:
         """The hub's first stream of a peer opened, or its last one closed."""
@@ -329,17 +415,23 @@ class Relay:
         return group, secret
 
     async def join(
-        self, group_name: object, secret: str | None, body: dict[str, Any]
+        self, group_name: object, secret: str | None, body: dict[str, Any], client: str = ""
     ) -> tuple[PeerState, str]:
-        """Join with the group's join secret or the operator token; returns (peer, token)."""
+        """Join with the group's join secret or the operator token; returns (peer, token).
+
+        `client` is the caller's address: joins are rate-limited per address, before
+        the secret is even checked, so guessing secrets is as slow as joining (the
+        operator token is exempt: an operator connecting fifty agents is not a flood).
+        """
         group_name = check_group_name(group_name)
         if secret is None:
             raise Unauthorized("joining needs 'Authorization: Bearer <join secret>'")
         group = self.state.groups.get(group_name)
         secret_hash = auth.hash_secret(secret)
-        allowed = auth.same_hash(secret_hash, self._operator_hash) or (
-            group is not None and auth.same_hash(secret_hash, group.secret_hash)
-        )
+        operator = auth.same_hash(secret_hash, self._operator_hash)
+        if not operator:
+            self._limit("credential", f"addr:{client}")
+        allowed = operator or (group is not None and auth.same_hash(secret_hash, group.secret_hash))
         if not allowed:
             self.metrics.auth_failures += 1
             raise Unauthorized(f"wrong join secret for group {group_name!r}")
@@ -364,9 +456,12 @@ class Relay:
             if profile:
                 await self._commit(PeerUpdated(existing.id, profile, self.clock()))
             return applied.result, str(peer_token)
-        if group.members.get(name) is not None:
+        holder_id = self.state.names.get(name_key(name))
+        if holder_id is not None:
+            holder = self.state.peer(holder_id).name
+            alike = "" if holder == name else f" (as {holder!r}: case and look-alikes count)"
             raise Conflict(
-                f"the name {name!r} is taken in group {group_name!r}; choose another name, "
+                f"the name {name!r} is taken on this relay{alike}; choose another name, "
                 "or prove you are that peer with its token (peer_token)"
             )
         token = auth.new_secret(auth.PEER_PREFIX)
@@ -389,6 +484,7 @@ class Relay:
             raise NotFound(
                 f"you are not a member of group {name!r}; your groups: {self._list(peer)}"
             )
+        self._limit("update", peer.id)
         await self._commit(Left(name, peer.id, self.clock()))
 
     async def update_profile(self, peer: PeerState, fields: dict[str, Any]) -> Peer:
@@ -401,11 +497,20 @@ class Relay:
                 )
             changes["status"] = status
         if changes:
+            self._limit("update", peer.id)
             changes["online"] = self.online(peer.id)
             await self._commit(PeerUpdated(peer.id, changes, self.clock()))
         return self.public(self.state.peer(peer.id))
 
     async def add_token(self, peer: PeerState) -> str:
+        held = sum(1 for owner in self.state.tokens.values() if owner == peer.id)
+        limit = self.config.max_tokens_per_peer
+        if held >= limit:
+            raise Conflict(
+                f"you hold {held} tokens, the most a peer may (--max-tokens-per-peer "
+                f"{limit}); revoke one you no longer use first"
+            )
+        self._limit("credential", peer.id)
         token = auth.new_secret(auth.PEER_PREFIX)
         await self._commit(TokenAdded(peer.id, auth.hash_secret(token)))
         return token
@@ -419,6 +524,8 @@ class Relay:
             raise NotFound("no such token (already revoked?)")
         if not caller.operator and (caller.peer is None or caller.peer.id != owner):
             raise Forbidden("you may revoke only your own tokens")
+        if caller.peer is not None:
+            self._limit("credential", caller.peer.id)
         await self._commit(TokenRevoked(token_hash))
 
     async def rotate_secret(self, caller: Caller, group: object) -> str:
@@ -472,25 +579,32 @@ class Relay:
             names = sorted(self.state.groups)
         else:
             names = sorted(self.require_peer(caller).groups)
+        viewer = None if caller.operator else caller.peer
         seen: dict[str, Peer] = {}
         for name in names:
             for member in self.state.members(name):
-                seen.setdefault(member.id, self.public(member))
+                if member.id not in seen:
+                    seen[member.id] = self.public(member, viewer)
         return sorted(seen.values(), key=lambda p: p.name)
 
     # -- messages -------------------------------------------------------------------
 
-    def _rate_check(self, peer: PeerState) -> None:
-        bucket = self._buckets.get(peer.id)
+    def _limit(self, kind: str, key: str) -> None:
+        """Take one write of `kind` from `key`'s bucket (a peer id or an address)."""
+        rate = self._rates[kind]
+        bucket = self._buckets.get((kind, key))
         if bucket is None:
-            rate = self.config.rate_limit
-            bucket = self._buckets[peer.id] = TokenBucket(rate=rate, burst=rate * 3)
+            bucket = TokenBucket(rate=rate.rate / rate.per, burst=rate.burst)
+            self._buckets[(kind, key)] = bucket
+            while len(self._buckets) > _BUCKETS_KEPT:
+                self._buckets.popitem(last=False)
+        else:
+            self._buckets.move_to_end((kind, key))
         wait = bucket.take(self.clock())
         if wait > 0:
             self.metrics.rate_limited += 1
             raise RateLimited(
-                f"too many messages; at most {self.config.rate_limit:g} per second. "
-                f"Retry in {wait:.1f} s",
+                f"too many {rate.what}; {rate.describe()}. Retry in {wait:.1f} s",
                 retry_after=wait,
             )
 
@@ -511,7 +625,7 @@ class Relay:
             )
         body = check_text(text, self.config.max_message_bytes)
         reply = self._reply_target(peer, reply_to)
-        self._rate_check(peer)
+        self._limit("message", peer.id)
         now = self.clock()
         applied = await self._commit(
             MessagePosted(_message_id(now), name, peer.id, body, now, None, reply)
@@ -530,10 +644,12 @@ class Relay:
             names = list(dict.fromkeys(to))
         else:
             raise BadRequest("'to' is a peer name or a non-empty list of peer names")
-        if len(names) > 100:
-            raise BadRequest("a DM goes to at most 100 peers")
+        if len(names) > MAX_DM_RECIPIENTS:
+            raise BadRequest(f"a DM goes to at most {MAX_DM_RECIPIENTS} peers")
         for n in names:
             check_peer_name(n)
+        # A name means one peer on the whole relay, whatever its case.
+        names = list(dict.fromkeys(self._canonical_name(n) for n in names))
         if peer.name in names:
             raise BadRequest("you cannot send a DM to yourself")
         if group is not None:
@@ -556,6 +672,11 @@ class Relay:
         members = self.state.groups[chosen].members
         return chosen, [self.state.peer(members[n]) for n in names]
 
+    def _canonical_name(self, name: str) -> str:
+        """The spelling of the peer that `name` (in any case) means, else `name` itself."""
+        peer_id = self.state.names.get(name_key(name))
+        return self.state.peers[peer_id].name if peer_id is not None else name
+
     async def direct(
         self,
         peer: PeerState,
@@ -567,7 +688,7 @@ class Relay:
         chosen, recipients = self.resolve_recipients(peer, to, group)
         body = check_text(text, self.config.max_message_bytes)
         reply = self._reply_target(peer, reply_to)
-        self._rate_check(peer)
+        self._limit("message", peer.id)
         now = self.clock()
         record = MessagePosted(
             _message_id(now), chosen, peer.id, body, now, tuple(r.id for r in recipients), reply
@@ -591,8 +712,13 @@ class Relay:
             await self._commit(CursorMoved(peer.id, found[-1][0]))
         return [m for _, m in found]
 
-    async def wait_for(self, peer: PeerState, timeout_s: object = None) -> list[Message]:
-        """Block until something unread arrives (or `timeout_s`), then read it."""
+    async def wait_for(self, caller: Caller, timeout_s: object = None) -> list[Message]:
+        """Block until something unread arrives (or `timeout_s`), then read it.
+
+        The credential is checked again when the wait ends: a token revoked
+        meanwhile reads nothing and moves no cursor.
+        """
+        peer = self.require_peer(caller)
         if timeout_s is None:
             timeout_s = 60.0
         if (
@@ -602,6 +728,15 @@ class Relay:
         ):
             raise BadRequest(f"timeout_s must be a number from 0 to {MAX_WAIT_S:g}")
         if not self.state.unread(peer.id, 1):
+            waiting = self._waits.get(peer.id, 0)
+            limit = self.config.max_waits_per_peer
+            if waiting >= limit:
+                raise RateLimited(
+                    f"you already have {waiting} wait_for_messages calls waiting, the most "
+                    f"a peer may (--max-waits-per-peer {limit}); wait for one to return",
+                    retry_after=1.0,
+                )
+            self._waits[peer.id] = waiting + 1
             arrived = asyncio.Event()
             waiters = self._arrivals.setdefault(peer.id, set())
             waiters.add(arrived)
@@ -612,12 +747,23 @@ class Relay:
                 waiters.discard(arrived)
                 if not waiters:
                     self._arrivals.pop(peer.id, None)
+                left = self._waits.pop(peer.id, 1) - 1
+                if left:
+                    self._waits[peer.id] = left
+        self.recheck(caller)
         return await self.read_new(peer)
 
     def unread(self, peer: PeerState) -> list[Message]:
         return [m for _, m in self.state.unread(peer.id)]
 
-    def history(self, peer: PeerState, args: dict[str, Any]) -> list[Message]:
+    async def history(self, caller: Caller, args: dict[str, Any]) -> tuple[list[Message], bool]:
+        """Past messages matching `args`, and whether a filter's scan budget ran out.
+
+        A `filter` is an RE2 expression (linear time: no pattern can backtrack for
+        ever), matched case-insensitively off the event loop against at most
+        `--history-scan-bytes` of text, newest first.
+        """
+        peer = self.require_peer(caller)
         group = args.get("group")
         if group is not None:
             group = check_group_name(group)
@@ -625,27 +771,33 @@ class Relay:
                 raise NotFound(f"you are not a member of group {group!r}")
         with_peer = args.get("with_peer")
         if with_peer is not None:
-            check_peer_name(with_peer)
+            with_peer = self._canonical_name(check_peer_name(with_peer))
         pattern = None
         raw = args.get("filter")
         if raw is not None:
-            if not isinstance(raw, str) or len(raw) > MAX_PATTERN:
-                raise BadRequest(
-                    f"filter is a regular expression of at most {MAX_PATTERN} characters"
-                )
-            try:
-                pattern = re.compile(raw, re.IGNORECASE)
-            except re.error as exc:
-                raise BadRequest(f"filter is not a valid regular expression: {exc}") from exc
+            if not isinstance(raw, str) or not raw or len(raw) > MAX_PATTERN:
+                raise BadRequest(f"filter is a regular expression of 1 to {MAX_PATTERN} characters")
+            pattern = _compile_filter(check_line("filter", raw, MAX_PATTERN))
         times: dict[str, float | None] = {}
         for key in ("start_time", "end_time"):
             value = args.get(key)
             times[key] = None if value is None else parse_time(key, value)
         limit = check_limit(args.get("limit", 50))
         query = HistoryQuery(
-            group, with_peer, pattern, times["start_time"], times["end_time"], limit
+            group,
+            with_peer,
+            pattern,
+            times["start_time"],
+            times["end_time"],
+            limit,
+            scan_budget=self.config.history_scan_bytes,
         )
-        return self.state.history(peer.id, query)
+        if pattern is None:
+            return self.state.history_scan(peer.id, query)
+        async with self._scans:
+            found = await asyncio.to_thread(self.state.history_scan, peer.id, query)
+        self.recheck(caller)
+        return found
 
     def group_messages(
         self, caller: Caller, group: object, after_seq: int, limit: int

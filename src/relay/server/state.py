@@ -15,13 +15,13 @@ from __future__ import annotations
 import bisect
 import itertools
 import json
-import re
 from collections import deque
 from collections.abc import Iterable, Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
-from relay.protocol import Message, Peer
+from relay.protocol import Message, Peer, name_key
 from relay.server.errors import Conflict, NotFound
 from relay.server.records import (
     CursorMoved,
@@ -37,7 +37,15 @@ from relay.server.records import (
     TokenRevoked,
 )
 
-__all__ = ["Applied", "Event", "GroupState", "HistoryQuery", "PeerState", "RelayState"]
+__all__ = [
+    "Applied",
+    "Event",
+    "GroupState",
+    "HistoryQuery",
+    "Pattern",
+    "PeerState",
+    "RelayState",
+]
 
 PROFILE_FIELDS: Final = ("hostname", "cwd", "git_branch", "role", "summary", "kind")
 """Fields a peer may set about itself (`status` and `online` are handled apart)."""
@@ -59,9 +67,21 @@ class PeerState:
     groups: set[str] = field(default_factory=set)
     cursor: int = 0
 
-    def public(self, *, online: bool | None = None, last_seen: float | None = None) -> Peer:
-        """The peer as others see it; `online` overrides the logged presence."""
+    def public(
+        self,
+        *,
+        online: bool | None = None,
+        last_seen: float | None = None,
+        viewer_groups: AbstractSet[str] | None = None,
+    ) -> Peer:
+        """The peer as others see it; `online` overrides the logged presence.
+
+        `viewer_groups` are the groups of whoever looks: a peer's groups are shown
+        only where the viewer is a member too (None: all, for the peer itself and
+        the operator).
+        """
         is_online = self.online if online is None else online
+        groups = self.groups if viewer_groups is None else self.groups & viewer_groups
         return Peer(
             name=self.name,
             kind=self.kind,  # type: ignore[arg-type]
@@ -71,7 +91,7 @@ class PeerState:
             role=self.role,
             summary=self.summary,
             status=self.status if is_online else "offline",  # type: ignore[arg-type]
-            groups=sorted(self.groups),
+            groups=sorted(groups),
             last_seen=last_seen,
             online=is_online,
         )
@@ -96,9 +116,19 @@ class Event:
     data: str
     """JSON text, encoded once for every recipient."""
     audience: frozenset[str]
+    subject_groups: frozenset[str] | None = None
+    """For events about a peer: its groups, of which each recipient sees only those it
+    shares (`data` then lacks `groups`; `data_for` adds the recipient's share)."""
 
-    def payload(self) -> dict[str, Any]:
-        result: dict[str, Any] = json.loads(self.data)
+    def data_for(self, viewer_groups: AbstractSet[str]) -> str:
+        """The JSON data as one recipient, a member of `viewer_groups`, receives it."""
+        if self.subject_groups is None:
+            return self.data
+        shared = sorted(self.subject_groups & viewer_groups)
+        return f'{self.data[:-1]},"groups":{_JSON.encode(shared)}}}'
+
+    def payload(self, viewer_groups: AbstractSet[str] = frozenset()) -> dict[str, Any]:
+        result: dict[str, Any] = json.loads(self.data_for(viewer_groups))
         return result
 
 
@@ -118,14 +148,22 @@ class _Stored:
     to_ids: frozenset[str] | None
 
 
+class Pattern(Protocol):
+    """A compiled filter: `re.Pattern` in tests, an RE2 pattern (linear time) in the relay."""
+
+    def search(self, text: str, /) -> object: ...
+
+
 @dataclass(frozen=True, slots=True)
 class HistoryQuery:
     group: str | None = None
     with_peer: str | None = None
-    pattern: re.Pattern[str] | None = None
+    pattern: Pattern | None = None
     start_time: float | None = None
     end_time: float | None = None
     limit: int = 50
+    scan_budget: int | None = None
+    """At most this many characters of text are matched against `pattern`."""
 
 
 class RelayState:
@@ -137,6 +175,8 @@ class RelayState:
         self.peers: dict[str, PeerState] = {}
         self.tokens: dict[str, str] = {}
         """token hash -> peer id"""
+        self.names: dict[str, str] = {}
+        """`name_key` of a peer's name -> peer id: a name means one peer relay-wide"""
         self._messages: list[_Stored] = []
         self._message_ids: list[int] = []
         self._by_message_id: dict[str, _Stored] = {}
@@ -208,6 +248,14 @@ class RelayState:
         if record.token_hash is not None:
             if peer is not None:
                 raise Conflict("that peer already exists")
+            holder_id = self.names.get(name_key(record.name))
+            if holder_id is not None:
+                raise Conflict(
+                    f"the name {record.name!r} is taken on this relay (names are compared "
+                    f"ignoring case and look-alike letters: {self.peers[holder_id].name!r} "
+                    "has it); choose another name, or prove you are that peer with its "
+                    "token (peer_token)"
+                )
             peer = PeerState(
                 id=record.peer_id,
                 name=record.name,
@@ -230,10 +278,12 @@ class RelayState:
         if record.token_hash is not None:
             self.peers[peer.id] = peer
             self.tokens[record.token_hash] = peer.id
+            self.names[name_key(peer.name)] = peer.id
         group.members[peer.name] = peer.id
         peer.groups.add(group.name)
-        data = {**peer.public().model_dump(), "group": group.name}
-        return Applied(_event(log_id, "peer_joined", data, group.members.values()), peer)
+        data = {**_about(peer), "group": group.name}
+        event = _event(log_id, "peer_joined", data, group.members.values(), peer.groups)
+        return Applied(event, peer)
 
     def _apply_peer_update(self, log_id: int, record: PeerUpdated) -> Applied:
         peer = self._peer(record.peer_id)
@@ -243,8 +293,8 @@ class RelayState:
         audience = {peer.id}
         for name in peer.groups:
             audience.update(self.groups[name].members.values())
-        data = peer.public().model_dump()
-        return Applied(_event(log_id, "peer_status", data, audience), peer)
+        event = _event(log_id, "peer_status", _about(peer), audience, peer.groups)
+        return Applied(event, peer)
 
     def _apply_message(self, log_id: int, record: MessagePosted) -> Applied:
         group = self._group(record.group)
@@ -359,7 +409,17 @@ class RelayState:
 
     def history(self, peer_id: str, query: HistoryQuery) -> list[Message]:
         """The newest `limit` messages this peer may see that match, oldest first."""
+        return self.history_scan(peer_id, query)[0]
+
+    def history_scan(self, peer_id: str, query: HistoryQuery) -> tuple[list[Message], bool]:
+        """Like `history`, and whether the pattern's scan budget ran out before the end.
+
+        Safe to run off the event loop while records are applied: it walks the
+        message list backwards from its length at the start, and appends do not
+        move what is already there.
+        """
         peer = self._peer(peer_id)
+        budget = query.scan_budget
         other = None
         if query.with_peer is not None:
             other = self._find_peer_named(peer, query.with_peer)
@@ -376,13 +436,19 @@ class RelayState:
                 continue
             if query.end_time is not None and message.created_at > query.end_time:
                 continue
-            if query.pattern is not None and not query.pattern.search(message.text):
-                continue
+            if query.pattern is not None:
+                if budget is not None:
+                    budget -= len(message.text)
+                    if budget < 0:
+                        found.reverse()
+                        return found, True
+                if not query.pattern.search(message.text):
+                    continue
             found.append(message)
             if len(found) >= query.limit:
                 break
         found.reverse()
-        return found
+        return found, False
 
     def group_messages(self, peer_id: str, group: str, after_seq: int, limit: int) -> list[Message]:
         """Messages of one group this peer may see with seq > after_seq, oldest first."""
@@ -433,5 +499,19 @@ def _involves(stored: _Stored, peer_id: str) -> bool:
 _JSON: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
-def _event(log_id: int, kind: str, data: dict[str, Any], audience: Iterable[str]) -> Event:
-    return Event(log_id, kind, _JSON.encode(data), frozenset(audience))
+def _about(peer: PeerState) -> dict[str, Any]:
+    """A peer's public fields for an event, without `groups` (each recipient gets its share)."""
+    data = peer.public().model_dump()
+    del data["groups"]
+    return data
+
+
+def _event(
+    log_id: int,
+    kind: str,
+    data: dict[str, Any],
+    audience: Iterable[str],
+    subject_groups: Iterable[str] | None = None,
+) -> Event:
+    groups = None if subject_groups is None else frozenset(subject_groups)
+    return Event(log_id, kind, _JSON.encode(data), frozenset(audience), groups)
