@@ -28,7 +28,9 @@ class Metrics:
         self.append_sum += seconds
         self.append_total += 1
 
-    def render(self, *, connections: int, open_streams: int, peers: int, groups: int) -> str:
+    def render(
+        self, *, connections: int, open_streams: int, peers: int, groups: int, waiting: int = 0
+    ) -> str:
         lines: list[str] = []
 
         def metric(name: str, kind: str, help_text: str, value: float) -> None:
@@ -38,6 +40,7 @@ class Metrics:
 
         metric("relay_connections", "gauge", "Open HTTP connections.", connections)
         metric("relay_open_streams", "gauge", "Open /v1/events streams.", open_streams)
+        metric("relay_waiting_calls", "gauge", "wait_for_messages calls waiting.", waiting)
         metric("relay_peers", "gauge", "Known peers.", peers)
         metric("relay_groups", "gauge", "Known groups.", groups)
         metric("relay_requests_total", "counter", "Authenticated requests.", self.requests)
@@ -50,7 +53,7 @@ class Metrics:
             "Streams cut off for reading too slowly.",
             self.slow_consumer_disconnects,
         )
-        metric("relay_rate_limited_total", "counter", "Sends refused 429.", self.rate_limited)
+        metric("relay_rate_limited_total", "counter", "Writes refused 429.", self.rate_limited)
         name = "relay_engine_append_seconds"
         lines += [f"# HELP {name} Time to store one record durably.", f"# TYPE {name} histogram"]
         cumulative = 0

@@ -220,6 +220,11 @@ class Relay:
                 self._apply(log_id, raw, publish=True)
 
     @property
+    def waiting(self) -> int:
+        """`wait_for_messages` calls waiting now, for /metrics."""
+        return sum(self._waits.values())
+
+    @property
     def closing(self) -> bool:
         return self._closing
 

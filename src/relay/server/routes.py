@@ -125,6 +125,7 @@ async def metrics(request: Request) -> Response:
         open_streams=relay.hub.stream_count,
         peers=len(relay.state.peers),
         groups=len(relay.state.groups),
+        waiting=relay.waiting,
     )
     return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
