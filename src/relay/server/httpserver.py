@@ -82,21 +82,24 @@ def head_problem(data: bytes) -> str | None:
 class StrictConnection(h11.Connection):
     """h11's server connection, refusing ambiguous request heads before it parses them.
 
-    `refusal` keeps the last protocol error, so the answer can say what was wrong.
+    `refusal` keeps the last protocol error, so the answer can say what was wrong, and
+    `refused_head` whether it was in a request head (rather than in a body).
     """
 
     refusal: h11.RemoteProtocolError | None = None
+    refused_head: bool = False
 
     def next_event(self) -> h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]:
-        if self.their_state is h11.IDLE:
+        in_head = self.their_state is h11.IDLE
+        if in_head:
             problem = head_problem(self.trailing_data[0])
             if problem is not None:
-                self.refusal = h11.RemoteProtocolError(problem, error_status_hint=400)
+                self.refusal, self.refused_head = h11.RemoteProtocolError(problem), True
                 raise self.refusal
         try:
             return super().next_event()
         except h11.RemoteProtocolError as exc:
-            self.refusal = exc
+            self.refusal, self.refused_head = exc, in_head
             raise
 
 
@@ -195,7 +198,7 @@ class RelayH11Protocol(H11Protocol):
                 f"the request head did not arrive within {self.header_timeout:g} s "
                 "(--header-timeout)"
             )
-            self._refuse(408, message)
+            self._refuse(408, message, in_head=True)
         else:
             self._refused = True
             self.transport.close()
@@ -207,20 +210,24 @@ class RelayH11Protocol(H11Protocol):
         detail = str(refusal) if refusal is not None else msg
         if len(detail) > 200:
             detail = detail[:200] + "..."
-        self._refuse(status, f"malformed HTTP request: {detail}")
+        self._refuse(status, f"malformed HTTP request: {detail}", in_head=self.strict.refused_head)
 
-    def _refuse(self, status: int, message: str) -> None:
-        """Answer `status` (unless a response is already under way) and close."""
+    def _refuse(self, status: int, message: str, *, in_head: bool) -> None:
+        """Answer `status` if nothing has answered this request yet, then close.
+
+        A refused head has had no answer. A refused body (bad chunk framing) belongs to
+        the request the application is handling: it is told the client went away, and
+        the refusal is answered only if the application has not started its own.
+        """
         self._refused = True
         self._stop_head_clock()
-        cycle = self.cycle
         answer = True
-        if cycle is not None and not cycle.response_complete:
+        cycle = self.cycle
+        if not in_head and cycle is not None:
             answer = not cycle.response_started
-            # The application is still running: its receive() now says disconnected
-            # and whatever it sends is dropped, so nothing follows our answer.
-            cycle.disconnected = True
-            cycle.message_event.set()
+            if not cycle.response_complete:
+                cycle.disconnected = True  # its receive() says so; what it sends is dropped
+                cycle.message_event.set()
         if answer:
             code = _CODES.get(status, "not_implemented" if status == 501 else "bad_request")
             self.transport.write(_error_bytes(status, code, message))
