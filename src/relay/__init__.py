@@ -2,7 +2,8 @@
 
 The parts: `relay.server` (the relay), `relay.tui` (the tmux sidebar),
 `relay.connect` (one-command set-up and the `relay` CLI). `relay.protocol` and
-`relay.client` are what they share.
+`relay.client` are what they share; `relay.sinks` holds the doors through which
+text from other peers reaches a terminal or a typed prompt.
 """
 
 from __future__ import annotations
