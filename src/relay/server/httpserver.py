@@ -119,7 +119,12 @@ def _error_bytes(status: int, code: str, message: str) -> bytes:
     return head.encode("ascii") + body
 
 
-_CODES: Final = {400: "bad_request", 408: "request_timeout", 431: "header_too_large"}
+_CODES: Final = {
+    400: "bad_request",
+    408: "request_timeout",
+    431: "header_too_large",
+    501: "not_implemented",
+}
 
 
 class RelayH11Protocol(H11Protocol):
@@ -229,6 +234,6 @@ class RelayH11Protocol(H11Protocol):
                 cycle.disconnected = True  # its receive() says so; what it sends is dropped
                 cycle.message_event.set()
         if answer:
-            code = _CODES.get(status, "not_implemented" if status == 501 else "bad_request")
+            code = _CODES.get(status, "bad_request")
             self.transport.write(_error_bytes(status, code, message))
         self.transport.close()
