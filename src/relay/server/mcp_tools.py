@@ -211,10 +211,19 @@ def build_mcp(relay: Relay) -> FastMCP:
     async def read_new_messages(
         limit: Annotated[int | None, Field(description="at most this many (1-1000)")] = None,
     ) -> ToolResult:
-        """Your unread group posts and DMs, oldest first; marks them read."""
+        """Your unread group posts and DMs, oldest first; marks them read.
+
+        One call returns at most about 200 KB of text; it says when more remain."""
 
         async def op(peer: PeerState) -> ToolResult:
-            return _messages(await relay.read_new(peer, limit), "No new messages.")
+            result = _messages(await relay.read_new(peer, limit), "No new messages.")
+            if limit is None and relay.state.unread(peer.id, 1):
+                more = "More unread messages remain: call read_new_messages again."
+                text = "".join(getattr(c, "text", "") for c in result.content)
+                return ToolResult(
+                    content=f"{text}\n\n{more}", structured_content=result.structured_content
+                )
+            return result
 
         return await run(op)
 

@@ -90,6 +90,10 @@ MAX_WAIT_S: Final = 120.0
 MAX_DM_RECIPIENTS: Final = 100
 MAX_FILTER_SCANS: Final = 2
 """`get_history` filters run at once (off the event loop); more wait their turn."""
+MAX_RESULT_BYTES: Final = 200_000
+"""Message text in one read or history answer, at most (one message always fits): an
+answer stays well under what MCP clients accept in one event (1 MiB), and no call
+makes the relay build a response of every message at once."""
 _OUTCOMES_KEPT: Final = 4096
 _BUCKETS_KEPT: Final = 10_000
 
@@ -119,6 +123,16 @@ class _Rate:
     def describe(self) -> str:
         unit = "second" if self.per == 1 else "minute"
         return f"at most {self.rate:g} {self.what} per {unit}"
+
+
+def _fit(found: list[tuple[int, Message]]) -> list[tuple[int, Message]]:
+    """The first of `found` whose text adds up to at most MAX_RESULT_BYTES (one at least)."""
+    total = 0
+    for index, (_, message) in enumerate(found):
+        total += len(message.text.encode())
+        if total > MAX_RESULT_BYTES and index > 0:
+            return found[:index]
+    return found
 
 
 def _message_id(now: float) -> str:
@@ -712,7 +726,7 @@ class Relay:
         return applied.result, states
 
     async def read_new(self, peer: PeerState, limit: object = None) -> list[Message]:
-        found = self.state.unread(peer.id, None if limit is None else check_limit(limit))
+        found = _fit(self.state.unread(peer.id, None if limit is None else check_limit(limit)))
         if found:
             await self._commit(CursorMoved(peer.id, found[-1][0]))
         return [m for _, m in found]
@@ -798,11 +812,14 @@ class Relay:
             scan_budget=self.config.history_scan_bytes,
         )
         if pattern is None:
-            return self.state.history_scan(peer.id, query)
-        async with self._scans:
-            found = await asyncio.to_thread(self.state.history_scan, peer.id, query)
-        self.recheck(caller)
-        return found
+            messages, truncated = self.state.history_scan(peer.id, query)
+        else:
+            async with self._scans:
+                scan = self.state.history_scan
+                messages, truncated = await asyncio.to_thread(scan, peer.id, query)
+            self.recheck(caller)
+        kept = _fit([(0, m) for m in reversed(messages)])
+        return [m for _, m in reversed(kept)], truncated
 
     def group_messages(
         self, caller: Caller, group: object, after_seq: int, limit: int
@@ -811,7 +828,8 @@ class Relay:
         peer = self.require_peer(caller)
         if name not in peer.groups:
             raise NotFound(f"you are not a member of group {name!r}")
-        return self.state.group_messages(peer.id, name, after_seq, limit)
+        found = self.state.group_messages(peer.id, name, after_seq, limit)
+        return [m for _, m in _fit([(0, m) for m in found])]
 
     def message_status(self, peer: PeerState, message_id: object) -> MessageStatus:
         if not isinstance(message_id, str) or not self.state.can_see(peer.id, message_id):
