@@ -9,7 +9,6 @@ import json
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,20 +21,8 @@ from tests.conftest import RunningServer, make_peer, start_server
 from tests.connect.conftest import VENV_BIN, Home, connect_env, run_cli
 from tests.harness.waiting import wait_for
 
-
-@pytest.fixture(scope="module")
-def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """One relay-server for this module (each test uses its own group)."""
-    server = start_server(tmp_path_factory.mktemp("relay") / "data")
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def relay_server(shared_server: RunningServer) -> RunningServer:
-    return shared_server
+# Each test gets a relay of its own (`relay_server` from tests/conftest.py): peer names
+# are unique relay-wide, and these tests reuse names such as 'api' and 'cx'.
 
 
 @pytest.fixture
