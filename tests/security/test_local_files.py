@@ -667,11 +667,6 @@ def test_relay_connect_uninstall_says_the_manifest_is_damaged(tmp_path: Path) ->
     assert Snapshot.of(path) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="relay-tui's main (src/relay/tui/__main__.py) does not catch ConnectError around "
-    "load_token yet, so it prints a traceback; drop this mark when it does",
-)
 def test_relay_tui_says_which_file_is_damaged(tmp_path: Path) -> None:
     path = plant(tmp_path / "xdg" / "relay", CREDENTIALS, b"{")
     args = ("--server-url", "http://127.0.0.1:9", "--target-pane", "%3")

@@ -17,6 +17,7 @@ from typing import Any
 
 from relay.client import RelayClient
 from relay.connect.credentials import CredentialStore
+from relay.connect.errors import ConnectError
 from relay.tui.app import InjectorFactory, InjectorLike, RelayTui
 from relay.tui.injector import Injector, InjectorSettings
 from relay.tui.settings import SettingsError, TuiSettings, load_token, pending_prompt
@@ -68,9 +69,10 @@ def main() -> None:
             sys.argv[1:], os.environ, remembered_server=CredentialStore().last_server()
         )
         factory = injector_factory(settings)
-    except SettingsError as exc:
+        token = load_token(settings, os.environ)
+    except (SettingsError, ConnectError) as exc:
+        # ConnectError: a damaged credentials or state file, refused and left as it is.
         sys.exit(f"relay-tui: {exc}")
-    token = load_token(settings, os.environ)
     if token is None:
         sys.exit(
             f"relay-tui: no token for this sidebar on {settings.server_url}. Run relay-connect "
