@@ -33,7 +33,7 @@ import uvicorn
 from fastmcp import FastMCP
 from fastmcp.tools import ToolResult
 from starlette.applications import Starlette
-from starlette.routing import Mount
+from starlette.routing import Mount, Route
 
 from relay.server.__main__ import _bind
 from relay.server.app import create_app
@@ -49,7 +49,7 @@ __all__ = ["find_fastmcp", "main"]
 def find_fastmcp(app: Starlette) -> FastMCP:
     """The FastMCP server mounted in relay's app (through the token gate)."""
     for route in app.routes:
-        if not isinstance(route, Mount):
+        if not isinstance(route, Mount | Route):
             continue
         inner: object = route.app
         for _ in range(8):  # unwrap middleware-like wrappers, which keep the next app in `.app`

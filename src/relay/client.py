@@ -12,6 +12,7 @@ Errors::
     RelayError
     ├── ApiError            the server answered with an error body (`status`, `code`)
     │   └── AuthError       401 or 403: the token is missing, wrong or revoked
+    ├── BadName             a group or peer name that is not one; nothing was sent
     └── ServerUnreachable   no answer at all (refused, DNS, TLS, timeout)
 """
 
@@ -28,12 +29,21 @@ from typing import Any, Final, Self
 import httpx
 from httpx_sse import aconnect_sse
 
-from relay.protocol import GroupCreated, GroupInfo, Joined, Message, Peer
+from relay.protocol import (
+    GroupCreated,
+    GroupInfo,
+    Joined,
+    Message,
+    Peer,
+    is_group_name,
+    is_peer_name,
+)
 
 __all__ = [
     "ApiError",
     "AuthError",
     "Backoff",
+    "BadName",
     "RelayClient",
     "RelayError",
     "ServerUnreachable",
@@ -65,6 +75,23 @@ class AuthError(ApiError):
 
 class ServerUnreachable(RelayError):
     """The server could not be reached or did not answer in time."""
+
+
+class BadName(RelayError):
+    """A group or peer name (from the user, or from a relay) that is not a valid name."""
+
+
+def _group(name: str) -> str:
+    """`name` as a path segment, once it is a valid group name (it may come from a relay)."""
+    if not is_group_name(name):
+        raise BadName(f"{name!r} is not a group name (1-64 of a-z, 0-9, '_' and '-')")
+    return name
+
+
+def _peer(name: str) -> str:
+    if not is_peer_name(name):
+        raise BadName(f"{name!r} is not a peer name (1-64 of letters, digits, '_', '.' and '-')")
+    return name
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,12 +216,12 @@ class RelayClient:
     async def rotate_secret(self, group: str) -> GroupCreated:
         """A new join secret for `group` (operator token); the old one stops working."""
         return GroupCreated.model_validate(
-            await self._request("POST", f"/v1/groups/{group}/secret")
+            await self._request("POST", f"/v1/groups/{_group(group)}/secret")
         )
 
     async def revoke_peer(self, group: str, name: str) -> int:
         """Revoke every token of peer `name` in `group` (operator token); returns how many."""
-        body = await self._request("POST", f"/v1/groups/{group}/peers/{name}/revoke")
+        body = await self._request("POST", f"/v1/groups/{_group(group)}/peers/{_peer(name)}/revoke")
         return int(body["revoked"])
 
     async def join(
@@ -215,7 +242,9 @@ class RelayClient:
         if peer_token:
             body["peer_token"] = peer_token
         return Joined.model_validate(
-            await self._request("POST", f"/v1/groups/{group}/join", json_body=body, token=secret)
+            await self._request(
+                "POST", f"/v1/groups/{_group(group)}/join", json_body=body, token=secret
+            )
         )
 
     async def metrics(self) -> str:
@@ -257,7 +286,7 @@ class RelayClient:
         params: dict[str, Any] = {"limit": limit}
         if after_seq is not None:
             params["after_seq"] = after_seq
-        body = await self._request("GET", f"/v1/groups/{group}/messages", params=params)
+        body = await self._request("GET", f"/v1/groups/{_group(group)}/messages", params=params)
         return [Message.model_validate(m) for m in body["messages"]]
 
     async def peers(self, group: str | None = None) -> list[Peer]:

@@ -58,8 +58,8 @@ class ServerConfig:
     log_level: str = "info"
     port_file: Path | None = None
     allowed_hosts: tuple[str, ...] = ()
-    """`Host` values accepted on /mcp and /v1 (empty: the loopback names when bound to
-    loopback); a `*` entry accepts any host."""
+    """`Host` values accepted on /mcp and /v1 besides, when bound to loopback, the loopback
+    names (always accepted there); required off loopback. A `*` entry accepts any host."""
     allowed_origins: tuple[str, ...] = ()
     """`Origin` values accepted on /mcp and /v1 besides the allowed hosts' own origins."""
     header_timeout: float = 10.0

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
@@ -67,10 +67,13 @@ async def _body(request: Request) -> dict[str, Any]:
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise TooLarge(f"the request body is over {limit} bytes")
     raw = b""
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > limit:
-            raise TooLarge(f"the request body is over {limit} bytes")
+    try:
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > limit:
+                raise TooLarge(f"the request body is over {limit} bytes")
+    except ClientDisconnect:
+        raise BadRequest("the client went away before the body was complete") from None
     if not raw:
         return {}
     try:
