@@ -256,3 +256,6 @@ def test_controls_the_template_itself_holds_may_be_typed() -> None:
     assert _paste_after_settling(machine, 0.1) == ["relay:\n1 new from alice"]
     assert stray_controls("a\tb\u202e", "{senders}") == "\t\u202e"
     assert stray_controls("a\nb", template) == ""
+    # A newline is text inside a bracketed paste (multi-line one-off prompts use it).
+    assert stray_controls("a\nb", "{senders}") == ""
+    assert stray_controls("a\r\nb", "{senders}") == "\r"

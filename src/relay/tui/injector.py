@@ -265,14 +265,18 @@ def stray_controls(text: str, template: str) -> str:
     """The control and format characters of `text` that `template` does not hold itself.
 
     Empty when `text` may be typed. Any character of Unicode categories Cc (C0, DEL, C1:
-    ESC, CR, tab...), Cf (bidi and other format characters), Zl, Zp or Cs counts.
+    ESC, CR, tab...), Cf (bidi and other format characters), Zl, Zp or Cs counts, except
+    the newline.
 
         >>> stray_controls("relay: from a peer", DEFAULT_PROMPT_TEMPLATE)
         ''
         >>> stray_controls("x\\x1b[201~\\rrm", "{senders}") == "\\x1b\\r"
         True
     """
-    allowed = {c for c in template if unicodedata.category(c) in _CONTROL_CATEGORIES}
+    # A newline inside a bracketed paste is text (multi-line one-off prompts use it); what
+    # could end the paste or act on its own (ESC, CR, ...) is never allowed unless the
+    # operator's own template holds it.
+    allowed = {"\n"} | {c for c in template if unicodedata.category(c) in _CONTROL_CATEGORIES}
     stray = (c for c in text if c not in allowed and unicodedata.category(c) in _CONTROL_CATEGORIES)
     return "".join(dict.fromkeys(stray))
 
