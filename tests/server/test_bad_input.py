@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
@@ -11,28 +13,54 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from mcp.shared.exceptions import MCPError
 
 from tests.conftest import RunningServer, make_peer, start_server
 from tests.server.mcp_helpers import Agent, agent
 
 ALLOWED_ERRORS = {400, 401, 403, 404, 409, 413, 429}
+CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+"""What message text may never hold once accepted (newline and tab are fine)."""
 
+hostile_text = st.text(
+    # Every code point, lone surrogates included (Cs is left out by default), with the
+    # controls an attacker reaches for drawn often.
+    alphabet=st.characters(exclude_categories=())
+    | st.sampled_from(["\x1b", "\r", "\n", "\x00", "\x07", "\x9b", "\u202e", "\ud800", "\udfff"]),
+    max_size=24,
+)
 json_scalars = (
     st.none()
     | st.booleans()
     | st.integers()
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text()
+    | hostile_text
 )
-json_values = st.recursive(
-    json_scalars,
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
-    ),
-    max_leaves=8,
+
+
+def _nest(depth: int) -> Any:
+    value: Any = "deep"
+    for level in range(depth):
+        value = [value] if level % 2 else {"k": value}
+    return value
+
+
+deep_values = st.integers(min_value=30, max_value=400).map(_nest)
+json_values = (
+    st.recursive(
+        json_scalars,
+        lambda inner: (
+            st.lists(inner, max_size=4) | st.dictionaries(hostile_text, inner, max_size=4)
+        ),
+        max_leaves=8,
+    )
+    | deep_values
 )
-names = st.sampled_from(["g", "alice", "bob", "nobody", "", "G!", "a" * 70, "-x", "ünï"]) | st.text(
-    max_size=12
+names = (
+    st.sampled_from(["g", "alice", "bob", "nobody", "", "G!", "a" * 70, "-x", "ünï", "ALICE"])
+    | st.text(max_size=12)
+    | hostile_text
 )
 
 FUZZ = settings(
@@ -71,6 +99,22 @@ def _http(server: RunningServer) -> httpx.Client:
     return client
 
 
+def _json(body: Any) -> dict[str, Any]:
+    """httpx request arguments for `body` as ASCII JSON: lone surrogates travel as
+    `\\ud800` escapes, as a hostile client would send them (httpx's own encoder
+    cannot encode them at all)."""
+    return {
+        "content": json.dumps(body).encode(),
+        "headers": {"Content-Type": "application/json"},
+    }
+
+
+def _post(server: RunningServer, path: str, token: str, body: Any) -> httpx.Response:
+    args = _json(body)
+    args["headers"]["Authorization"] = f"Bearer {token}"
+    return _http(server).post(path, **args)
+
+
 def _head(server: RunningServer) -> int:
     head: int = _http(server).get("/healthz").json()["head"]
     return head
@@ -91,18 +135,14 @@ def _check_http(server: RunningServer, response: httpx.Response, head_before: in
 @given(body=json_values)
 def test_message_bodies(server: RunningServer, tokens: dict[str, str], body: Any) -> None:
     before = _head(server)
-    response = _http(server).post(
-        "/v1/messages",
-        json=body,
-        headers={"Authorization": f"Bearer {tokens['alice']}"},
-    )
+    response = _post(server, "/v1/messages", tokens["alice"], body)
     _check_http(server, response, before)
 
 
 @FUZZ
 @given(
     group=names,
-    text=st.text(max_size=50) | st.integers() | st.none(),
+    text=st.text(max_size=50) | hostile_text | st.integers() | st.none(),
     to=st.none() | names | st.lists(names, max_size=3),
     reply_to=st.none() | st.text(max_size=20),
 )
@@ -111,12 +151,12 @@ def test_message_fields(
 ) -> None:
     body = {"group": group, "text": text, "to": to, "reply_to": reply_to}
     before = _head(server)
-    response = _http(server).post(
-        "/v1/messages", json=body, headers={"Authorization": f"Bearer {tokens['bob']}"}
-    )
+    response = _post(server, "/v1/messages", tokens["bob"], body)
     _check_http(server, response, before)
     if response.status_code == 201:
         assert response.json()["message"]["text"] == text
+        assert isinstance(text, str)
+        assert not CONTROLS.search(text), "a control character was accepted"
 
 
 @FUZZ
@@ -133,7 +173,7 @@ def test_other_bodies_including_broken_json(
     if raw is not None:
         response = _http(server).post(f"{path}", content=raw, headers=headers)
     else:
-        response = _http(server).post(f"{path}", json=body, headers=headers)
+        response = _http(server).post(path, content=json.dumps(body).encode(), headers=headers)
     if path == "/v1/status" and response.status_code == 200:
         return  # a valid status was set: that is a change, and allowed
     _check_http(server, response, before)
@@ -143,11 +183,11 @@ def test_other_bodies_including_broken_json(
 @given(group=names, body=json_values)
 def test_join_bodies(server: RunningServer, group: str, body: Any) -> None:
     before = _head(server)
-    response = _http(server).post(
-        f"/v1/groups/{quote(group, safe='')}/join",
-        json=body,
-        headers={"Authorization": f"Bearer {server.operator_token}"},
-    )
+    try:
+        path = f"/v1/groups/{quote(group, safe='')}/join"
+    except UnicodeEncodeError:  # a lone surrogate cannot even be put in a URL
+        path = "/v1/groups/%ED%A0%80/join"
+    response = _post(server, path, server.operator_token, body)
     if response.status_code == 201:
         return
     _check_http(server, response, before)
@@ -201,11 +241,23 @@ TOOLS: dict[str, list[str]] = {
 }
 
 
+_no_surrogates = st.text(alphabet=st.characters() | st.sampled_from(["\x1b", "\r", "\x9b"]))
+client_values = st.recursive(
+    json_scalars.filter(lambda v: not (isinstance(v, str) and CONTROLS.search(v))) | _no_surrogates,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_no_surrogates, inner, max_size=4),
+    max_leaves=8,
+) | st.integers(min_value=30, max_value=240).map(_nest)
+"""What the official MCP client can send: no lone surrogates, which it cannot encode, and
+no nesting past ~250 levels, which it cannot serialise (the raw JSON-RPC test sends both)."""
+
+
 @st.composite
-def tool_calls(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
+def tool_calls(
+    draw: st.DrawFn, values: st.SearchStrategy[Any] = client_values
+) -> tuple[str, dict[str, Any]]:
     tool = draw(st.sampled_from(sorted(TOOLS)))
     keys = draw(st.lists(st.sampled_from([*TOOLS[tool], "bogus"]), unique=True, max_size=4))
-    args = {k: draw(names | json_values) for k in keys}
+    args = {k: draw(values) for k in keys}
     return tool, args
 
 
@@ -258,7 +310,17 @@ def test_tools_with_arbitrary_arguments(
     if tool == "leave_group" and args.get("group") == "g":
         args["group"] = "not-my-group"  # keep bob in the group for later examples
     before = _head(server)
-    result = mcp_session.call(tool, args)
+    try:
+        result = mcp_session.call(tool, args)
+    except MCPError as exc:
+        refused = str(exc)
+    else:
+        refused = ""
+    if refused:
+        # The server refused the request itself (nesting past its parser's limit).
+        assert "recursion limit" in refused
+        assert _head(server) == before
+        return
     if result.is_error:
         text = " ".join(getattr(c, "text", "") for c in result.content)
         assert text.strip(), f"{tool}({args}) failed without saying why"
@@ -273,3 +335,38 @@ def test_wait_for_messages_rejects_bad_timeouts(mcp_session: _Loop) -> None:
     for bad in (-1, 121, "soon", [1]):
         result = mcp_session.call("wait_for_messages", {"timeout_s": bad})
         assert result.is_error
+
+
+@FUZZ
+@given(call=tool_calls(json_values | names))
+def test_tools_over_raw_json_rpc_with_surrogates_and_deep_nesting(
+    server: RunningServer, tokens: dict[str, str], call: tuple[str, dict[str, Any]]
+) -> None:
+    """What no well-behaved client sends: lone surrogates, controls, 400-deep nesting."""
+    tool, args = call
+    if tool == "leave_group" and args.get("group") == "g":
+        args["group"] = "not-my-group"
+    if tool == "wait_for_messages":
+        args["timeout_s"] = 0
+    before = _head(server)
+    request = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": tool, "arguments": args},
+    }
+    headers = {
+        "Authorization": f"Bearer {tokens['bob']}",
+        "Accept": "application/json, text/event-stream",
+        "MCP-Protocol-Version": "2025-11-25",
+        "Content-Type": "application/json",
+    }
+    response = _http(server).post("/mcp", content=json.dumps(request).encode(), headers=headers)
+    assert response.status_code in (200, 400, 413), response.text
+    assert "Traceback" not in response.text
+    if response.status_code != 200:
+        assert "error" in response.json()
+        assert _head(server) == before
+    elif '"isError":true' in response.text:
+        assert _head(server) == before, f"{tool}({args}) failed but changed the relay"
+    assert _http(server).get("/healthz").status_code == 200
