@@ -181,3 +181,32 @@ async def test_records_written_into_the_nats_log_are_checked_and_rendered_inert(
         assert "unreadable" in server.logs()
     finally:
         server.stop()
+
+
+# -- one door ---------------------------------------------------------------------------
+
+PEER_FIELDS = {"text", "summary", "cwd", "hostname", "role", "git_branch", "from_", "to"}
+
+
+def test_peer_text_reaches_models_only_through_the_door() -> None:
+    """In the MCP tools, every f-string that interpolates a field a peer wrote sits inside
+    a call of `for_model` or `for_model_line` (relay.sinks)."""
+    import ast
+
+    source = Path(__file__).parents[2] / "src/relay/server/mcp_tools.py"
+    tree = ast.parse(source.read_text())
+    doors = {"for_model", "for_model_line", "line"}  # `line` is a local alias of the door
+    guarded: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) in doors:
+            guarded.update(id(inner) for inner in ast.walk(node))
+    leaks = [
+        f"line {node.lineno}: {ast.unparse(node)}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FormattedValue)
+        and isinstance(node.value, ast.Attribute)
+        and node.value.attr in PEER_FIELDS
+        and id(node) not in guarded
+    ]
+    assert leaks == []
+    assert "from relay.sinks import for_model, for_model_line" in source.read_text()

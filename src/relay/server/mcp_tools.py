@@ -21,9 +21,9 @@ from pydantic import Field
 from relay.protocol import Message, Peer
 from relay.server.auth import bearer_token
 from relay.server.errors import RelayServerError
-from relay.server.model_text import for_model, for_model_line
 from relay.server.relay import Caller, Relay
 from relay.server.state import PeerState
+from relay.sinks import for_model, for_model_line
 
 __all__ = ["INSTRUCTIONS", "build_mcp"]
 
@@ -67,11 +67,11 @@ def _line(m: Message) -> str:
 
 def _peer_line(p: Peer) -> str:
     """One member per line: no field can break the line."""
-    where = " ".join(
-        x for x in (p.hostname, p.cwd, f"({p.git_branch})" if p.git_branch else "") if x
-    )
-    summary = f" — {p.summary}" if p.summary else ""
-    return for_model_line(f"- {p.name} [{p.kind}, {p.status}] {where}{summary}".rstrip())
+    line = for_model_line
+    branch = f"({line(p.git_branch)})" if p.git_branch else ""
+    where = " ".join(x for x in (line(p.hostname), line(p.cwd), branch) if x)
+    summary = f" — {line(p.summary)}" if p.summary else ""
+    return f"- {line(p.name)} [{p.kind}, {p.status}] {where}{summary}".rstrip()
 
 
 def _messages(messages: list[Message], empty: str) -> ToolResult:
