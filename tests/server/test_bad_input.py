@@ -370,3 +370,61 @@ def test_tools_over_raw_json_rpc_with_surrogates_and_deep_nesting(
     elif '"isError":true' in response.text:
         assert _head(server) == before, f"{tool}({args}) failed but changed the relay"
     assert _http(server).get("/healthz").status_code == 200
+
+
+def _segment(value: str) -> str:
+    try:
+        return quote(value, safe="")
+    except UnicodeEncodeError:  # a lone surrogate: send the bytes a raw client would
+        return quote(value.encode("utf-8", "surrogatepass"), safe="")
+
+
+@FUZZ
+@given(
+    route=st.sampled_from(
+        [
+            ("GET", "/v1/groups/{a}/messages"),
+            ("GET", "/v1/peers?group={a}"),
+            ("POST", "/v1/groups/{a}/secret"),
+            ("POST", "/v1/groups/{a}/peers/{b}/revoke"),
+            ("GET", "/v1/events?last_event_id={a}"),
+            ("GET", "/v1/me?{a}={b}"),
+            ("GET", "/v1/unread?limit={a}"),
+            ("POST", "/v1/tokens?{a}"),
+            ("GET", "/metrics?{a}"),
+            ("GET", "/v1/{a}"),
+        ]
+    ),
+    a=names,
+    b=names,
+    as_operator=st.booleans(),
+)
+def test_path_and_query_parameters_of_every_route(
+    server: RunningServer,
+    tokens: dict[str, str],
+    route: tuple[str, str],
+    a: str,
+    b: str,
+    as_operator: bool,
+) -> None:
+    method, template = route
+    if template == "/v1/groups/{a}/secret" and as_operator:
+        as_operator = False  # rotating g's secret would be a (legitimate) change
+    path = template.format(a=_segment(a), b=_segment(b))
+    token = server.operator_token if as_operator else tokens["alice"]
+    before = _head(server)
+    if path.startswith("/v1/events"):
+        with _http(server).stream(
+            method, path, headers={"Authorization": f"Bearer {token}"}
+        ) as response:
+            if response.status_code == 200:
+                return  # a valid id (or none): the stream opened
+            response.read()
+    else:
+        response = _http(server).request(method, path, headers={"Authorization": f"Bearer {token}"})
+    if response.status_code in (200, 201) and path.startswith("/v1/tokens"):
+        # a new token is a change, and allowed; give it back so the cap is not reached
+        minted = response.json()["token"]
+        _post(server, "/v1/tokens/revoke", tokens["alice"], {"token": minted})
+        return
+    _check_http(server, response, before)
