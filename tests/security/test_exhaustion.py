@@ -187,18 +187,21 @@ async def test_every_kind_of_write_is_rate_limited(tmp_path: Path) -> None:
             for _ in range(6)
         ]
         assert [p.status_code for p in posts].count(201) == 3
-        # joins with a join secret, right or wrong, share one budget per address
+        # joins with the right secret: ten times --join-rate a minute per address
         secret = await api.group("team")
-        answers = []
-        for n in range(5):
-            guess = secret if n % 2 else "relay_js_guess"
+
+        async def join(name: str, token: str) -> int:
             async with api.http() as http:
                 answer = await http.post(
-                    "/v1/groups/team/join", json={"name": f"p{n}"}, headers=api.auth(guess)
+                    "/v1/groups/team/join", json={"name": name}, headers=api.auth(token)
                 )
-            answers.append(answer.status_code)
-        assert answers[:3] == [401, 201, 401]  # bursts of twice the per-minute rate...
-        assert answers[3:] == [429, 429]
+            return answer.status_code
+
+        joins = [await join(f"p{n}", secret) for n in range(20)]  # alice was the first
+        assert joins == [201] * 19 + [429]
+        # wrong secrets: --join-rate a minute, bursts of 2x; then even the right one waits
+        guesses = [await join(f"g{n}", "relay_js_guess") for n in range(5)]
+        assert guesses == [401, 401, 401, 401, 429]
         # ...while the operator, who connects many agents at once, is not limited
         for n in range(5):
             async with api.http() as http:

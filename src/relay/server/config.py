@@ -67,8 +67,9 @@ class ServerConfig:
     update_rate: float = 2.0
     """Profile and status changes per second per peer, sustained; bursts of 5x pass."""
     join_rate: float = 30.0
-    """Joins with a join secret (per client address) and token mints and revocations (per
-    peer), per minute; bursts of 2x pass. Joins with the operator token are not limited."""
+    """Per minute: wrong join secrets per client address, and token mints and revocations
+    per peer (bursts of 2x); joins with the right secret, ten times that per address.
+    Joins with the operator token are not limited."""
     max_tokens_per_peer: int = 16
     """Live tokens one peer may hold; minting more is refused until one is revoked."""
     max_streams_per_token: int = 8
@@ -216,7 +217,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("--allowed-origins", help="comma-separated browser Origins accepted on /mcp and /v1")
     add("--header-timeout", type=float, help="seconds a request's head may take (default 10)")
     add("--update-rate", type=float, help="status/profile changes per second per peer (default 2)")
-    add("--join-rate", type=float, help="joins and token mints per minute per address (default 30)")
+    add(
+        "--join-rate",
+        type=float,
+        help="wrong join secrets per minute per address, and token mints per peer (default 30)",
+    )
     add("--max-tokens-per-peer", type=int, help="live tokens per peer (default 16)")
     add("--max-streams-per-token", type=int, help="event streams per token (default 8)")
     add("--max-waits-per-peer", type=int, help="wait_for_messages calls per peer (default 4)")

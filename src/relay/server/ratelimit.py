@@ -23,6 +23,18 @@ class TokenBucket:
 
     def take(self, now: float) -> float:
         """Take one token: 0.0 when granted, else the seconds until one is free."""
+        wait = self.wait(now)
+        if wait == 0.0:
+            self.tokens -= 1.0
+        return wait
+
+    def wait(self, now: float) -> float:
+        """The seconds until a token is free (0.0: one is), taking none.
+
+        >>> bucket = TokenBucket(rate=1.0, burst=1.0)
+        >>> bucket.take(now=0.0), bucket.wait(now=0.0), bucket.wait(now=1.0)
+        (0.0, 1.0, 0.0)
+        """
         if self.updated is None:
             self.tokens = self.burst
         else:
@@ -30,6 +42,5 @@ class TokenBucket:
             self.tokens = min(self.burst, self.tokens + elapsed * self.rate)
         self.updated = now
         if self.tokens >= 1.0:
-            self.tokens -= 1.0
             return 0.0
         return (1.0 - self.tokens) / self.rate

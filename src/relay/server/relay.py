@@ -196,8 +196,12 @@ class Relay:
                 1.0,
                 config.update_rate * 5,
             ),
-            "credential": _Rate(
-                "joins and new tokens", config.join_rate, 60.0, max(1.0, config.join_rate * 2)
+            "guess": _Rate(
+                "wrong join secrets", config.join_rate, 60.0, max(1.0, config.join_rate * 2)
+            ),
+            "join": _Rate("joins", config.join_rate * 10, 60.0, config.join_rate * 10),
+            "token": _Rate(
+                "new and revoked tokens", config.join_rate, 60.0, max(1.0, config.join_rate * 2)
             ),
         }
         self._waits: dict[str, int] = {}
@@ -438,9 +442,10 @@ class Relay:
     ) -> tuple[PeerState, str]:
         """Join with the group's join secret or the operator token; returns (peer, token).
 
-        `client` is the caller's address: joins are rate-limited per address, before
-        the secret is even checked, so guessing secrets is as slow as joining (the
-        operator token is exempt: an operator connecting fifty agents is not a flood).
+        `client` is the caller's address. Wrong secrets are limited per address to
+        `--join-rate` a minute, checked before the secret is (a spent budget refuses
+        the right secret too); joins with the right one to ten times that. The
+        operator token is exempt: an operator connecting fifty agents is no flood.
         """
         group_name = check_group_name(group_name)
         if secret is None:
@@ -448,12 +453,16 @@ class Relay:
         group = self.state.groups.get(group_name)
         secret_hash = auth.hash_secret(secret)
         operator = auth.same_hash(secret_hash, self._operator_hash)
+        address = f"addr:{client}"
         if not operator:
-            self._limit("credential", f"addr:{client}")
+            self._limit("guess", address, take=False)
         allowed = operator or (group is not None and auth.same_hash(secret_hash, group.secret_hash))
         if not allowed:
             self.metrics.auth_failures += 1
+            self._limit("guess", address)
             raise Unauthorized(f"wrong join secret for group {group_name!r}")
+        if not operator:
+            self._limit("join", address)
         if group is None:
             raise NotFound(f"no group named {group_name!r}; create it first")
         name = check_peer_name(body.get("name"))
@@ -529,7 +538,7 @@ class Relay:
                 f"you hold {held} tokens, the most a peer may (--max-tokens-per-peer "
                 f"{limit}); revoke one you no longer use first"
             )
-        self._limit("credential", peer.id)
+        self._limit("token", peer.id)
         token = auth.new_secret(auth.PEER_PREFIX)
         await self._commit(TokenAdded(peer.id, auth.hash_secret(token)))
         return token
@@ -544,7 +553,7 @@ class Relay:
         if not caller.operator and (caller.peer is None or caller.peer.id != owner):
             raise Forbidden("you may revoke only your own tokens")
         if caller.peer is not None:
-            self._limit("credential", caller.peer.id)
+            self._limit("token", caller.peer.id)
         await self._commit(TokenRevoked(token_hash))
 
     async def rotate_secret(self, caller: Caller, group: object) -> str:
@@ -608,8 +617,9 @@ class Relay:
 
     # -- messages -------------------------------------------------------------------
 
-    def _limit(self, kind: str, key: str) -> None:
-        """Take one write of `kind` from `key`'s bucket (a peer id or an address)."""
+    def _limit(self, kind: str, key: str, *, take: bool = True) -> None:
+        """Take one write of `kind` from `key`'s bucket (a peer id or an address);
+        with `take=False`, only check that one is free."""
         rate = self._rates[kind]
         bucket = self._buckets.get((kind, key))
         if bucket is None:
@@ -619,7 +629,7 @@ class Relay:
                 self._buckets.popitem(last=False)
         else:
             self._buckets.move_to_end((kind, key))
-        wait = bucket.take(self.clock())
+        wait = bucket.take(self.clock()) if take else bucket.wait(self.clock())
         if wait > 0:
             self.metrics.rate_limited += 1
             raise RateLimited(
