@@ -14,13 +14,17 @@ import re
 from datetime import UTC, datetime
 from typing import Any, Final
 
+import re2
+
 from relay.protocol import KINDS, is_group_name, is_peer_name
 from relay.server.errors import BadRequest, TooLarge
+from relay.server.state import Pattern
 
 __all__ = [
     "MAX_JSON_DEPTH",
     "MAX_PATTERN",
     "PROFILE_LIMITS",
+    "check_filter",
     "check_group_name",
     "check_json",
     "check_limit",
@@ -95,6 +99,33 @@ def check_line(what: str, value: object, limit: int) -> str:
             "it is one line of text without control characters (no newline, tab or ESC)"
         )
     return value
+
+
+_FILTER_OPTIONS: Final = re2.Options()
+_FILTER_OPTIONS.case_sensitive = False
+_FILTER_OPTIONS.log_errors = False
+_FILTER_OPTIONS.max_mem = 8 << 20
+
+
+def check_filter(raw: object) -> Pattern:
+    """A `get_history` filter: 1 to MAX_PATTERN characters of RE2 syntax, compiled.
+
+    RE2 matches in linear time, so no filter can stall the relay; what it lacks
+    (backreferences, lookaround) is refused with a message that says so.
+    """
+    if not isinstance(raw, str) or not raw or len(raw) > MAX_PATTERN:
+        raise BadRequest(f"filter is a regular expression of 1 to {MAX_PATTERN} characters")
+    check_line("filter", raw, MAX_PATTERN)
+    try:
+        pattern: Pattern = re2.compile(raw, _FILTER_OPTIONS)
+    except re2.error as exc:
+        first = exc.args[0] if exc.args else b"invalid"
+        reason = first.decode(errors="replace") if isinstance(first, bytes) else str(first)
+        raise BadRequest(
+            f"filter is not a valid regular expression ({reason}); it is RE2 syntax: "
+            "no backreferences or lookaround"
+        ) from None
+    return pattern
 
 
 def check_limit(value: object) -> int:
