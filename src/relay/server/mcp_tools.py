@@ -1,14 +1,22 @@
 """The MCP tools agents call at `/mcp`, and the instructions that teach them the etiquette.
 
-Each tool resolves the caller from the `Authorization` header of the HTTP request
-that carries the call (never from an argument or the MCP session), runs one
-`Relay` operation, and answers with short text for the model plus structured
-content for programs. A `RelayServerError` becomes a tool error with its message.
+Each tool is a module-level function registered with `@tool`. Its first parameter,
+`call`, is not part of the tool's schema: `build_mcp` fills it for every call with
+the relay and the caller, resolved from the `Authorization` header of the HTTP
+request that carries the call (never from an argument or the MCP session). A tool
+runs one `Relay` operation and answers with short text for the model (every peer
+field through the `relay.sinks` door) plus structured content for programs; a
+`RelayServerError` becomes a tool error with its message.
+
+    mcp = build_mcp(relay)      # a FastMCP server with every @tool bound to `relay`
 """
 
 from __future__ import annotations
 
+import inspect
+import typing
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
@@ -25,7 +33,7 @@ from relay.server.relay import Caller, Relay
 from relay.server.state import PeerState
 from relay.sinks import for_model, for_model_line
 
-__all__ = ["INSTRUCTIONS", "build_mcp"]
+__all__ = ["INSTRUCTIONS", "Call", "build_mcp", "tool"]
 
 INSTRUCTIONS: Final = """\
 You are one of several coding-agent sessions on a relay: a shared chat for a team of agents \
@@ -82,295 +90,290 @@ def _messages(messages: list[Message], empty: str) -> ToolResult:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Call:
+    """What a tool is called with besides its arguments: the relay, and who calls."""
+
+    relay: Relay
+    caller: Caller
+    peer: PeerState
+
+
+Tool = Callable[..., Awaitable[ToolResult]]
+_TOOLS: list[Tool] = []
+
+
+def tool(fn: Tool) -> Tool:
+    """Register `fn(call, **arguments)` as an MCP tool (named after it, its docstring
+    the description)."""
+    _TOOLS.append(fn)
+    return fn
+
+
 def build_mcp(relay: Relay) -> FastMCP:
     """The FastMCP server with relay's tools, bound to `relay`."""
     mcp: FastMCP = FastMCP("relay", instructions=INSTRUCTIONS, mask_error_details=True)
-
-    def caller() -> Caller:
-        token = bearer_token(get_http_request().headers.get("authorization"))
-        resolved = relay.authenticate(token)
-        relay.require_peer(resolved)
-        return resolved
-
-    async def run(op: Callable[[PeerState], Awaitable[ToolResult]]) -> ToolResult:
-        try:
-            return await op(relay.require_peer(caller()))
-        except RelayServerError as exc:
-            raise ToolError(exc.message) from None
-
-    async def run_as(op: Callable[[Caller], Awaitable[ToolResult]]) -> ToolResult:
-        """Like `run`, for operations that wait and must re-check the credential."""
-        try:
-            return await op(caller())
-        except RelayServerError as exc:
-            raise ToolError(exc.message) from None
-
-    def identity(peer: PeerState) -> dict[str, Any]:
-        return relay.public(relay.state.peer(peer.id)).model_dump()
-
-    @mcp.tool
-    async def register(
-        hostname: str | None = None,
-        working_directory: str | None = None,
-        git_branch: str | None = None,
-        kind: str | None = None,
-        role: str | None = None,
-        summary: str | None = None,
-    ) -> ToolResult:
-        """Announce this session: where it runs and what it is doing. Call once at start.
-
-        Returns your identity, your groups, who is online and how to use the relay."""
-
-        async def op(peer: PeerState) -> ToolResult:
-            fields = {
-                "hostname": hostname,
-                "cwd": working_directory,
-                "git_branch": git_branch,
-                "kind": kind,
-                "role": role,
-                "summary": summary,
-            }
-            me = await relay.update_profile(peer, fields)
-            others = [p for p in relay.peers(Caller(peer)) if p.name != me.name]
-            online = [p for p in others if p.online]
-            text = (
-                f"You are {me.name!r} in group(s) {', '.join(me.groups) or '(none)'}.\n"
-                f"Online now ({len(online)}):\n"
-                + ("\n".join(_peer_line(p) for p in online) or "- nobody else")
-                + "\n\n"
-                + INSTRUCTIONS
-            )
-            return ToolResult(
-                content=text,
-                structured_content={
-                    "peer": me.model_dump(),
-                    "groups": me.groups,
-                    "online": [p.model_dump() for p in online],
-                    "instructions": INSTRUCTIONS,
-                },
-            )
-
-        return await run(op)
-
-    @mcp.tool
-    async def whoami() -> ToolResult:
-        """Your identity and groups, as the relay knows them from your credential."""
-
-        async def op(peer: PeerState) -> ToolResult:
-            me = identity(peer)
-            text = f"You are {me['name']!r} ({me['kind']}) in group(s) {', '.join(me['groups'])}."
-            return ToolResult(content=text, structured_content={"peer": me})
-
-        return await run(op)
-
-    @mcp.tool
-    async def send_message(
-        group: Annotated[str, Field(description="the group to post to")],
-        message: Annotated[str, Field(description="the text, at most 64 KiB")],
-        reply_to: Annotated[str | None, Field(description="id of the message you answer")] = None,
-    ) -> ToolResult:
-        """Post to a group; every other member receives it."""
-
-        async def op(peer: PeerState) -> ToolResult:
-            sent = await relay.post(peer, group, message, reply_to)
-            return ToolResult(
-                content=f"Sent to #{sent.group} as message {sent.id} (seq {sent.seq}).",
-                structured_content={"message": sent.wire()},
-            )
-
-        return await run(op)
-
-    @mcp.tool
-    async def send_dm(
-        to: Annotated[str | list[str], Field(description="a peer name or a list of names")],
-        message: Annotated[str, Field(description="the text, at most 64 KiB")],
-        group: Annotated[
-            str | None, Field(description="the group you share with them, if several")
-        ] = None,
-        reply_to: Annotated[str | None, Field(description="id of the message you answer")] = None,
-    ) -> ToolResult:
-        """Send a direct message that only the named peers can read.
-
-        Returns each recipient's delivery state: `live` (a stream of theirs is open
-        now) or `queued` (they get it when they next read)."""
-
-        async def op(peer: PeerState) -> ToolResult:
-            sent, states = await relay.direct(peer, to, message, group, reply_to)
-            summary = ", ".join(f"{s.name}: {s.delivery}" for s in states)
-            return ToolResult(
-                content=f"DM {sent.id} sent via #{sent.group} — {summary}.",
-                structured_content={
-                    "message": sent.wire(),
-                    "recipients": [s.model_dump() for s in states],
-                },
-            )
-
-        return await run(op)
-
-    @mcp.tool
-    async def read_new_messages(
-        limit: Annotated[int | None, Field(description="at most this many (1-1000)")] = None,
-    ) -> ToolResult:
-        """Your unread group posts and DMs, oldest first; marks them read.
-
-        One call returns at most about 200 KB of text; it says when more remain."""
-
-        async def op(peer: PeerState) -> ToolResult:
-            result = _messages(await relay.read_new(peer, limit), "No new messages.")
-            if limit is None and relay.state.unread(peer.id, 1):
-                more = "More unread messages remain: call read_new_messages again."
-                text = "".join(getattr(c, "text", "") for c in result.content)
-                return ToolResult(
-                    content=f"{text}\n\n{more}", structured_content=result.structured_content
-                )
-            return result
-
-        return await run(op)
-
-    @mcp.tool
-    async def wait_for_messages(
-        timeout_s: Annotated[
-            float | None, Field(description="seconds to wait, 0-120 (default 60)")
-        ] = None,
-    ) -> ToolResult:
-        """Block until something unread arrives or the timeout passes, then return it
-        (marking it read, like read_new_messages). Use only when blocked on an answer."""
-
-        async def op(who: Caller) -> ToolResult:
-            found = await relay.wait_for(who, timeout_s)
-            return _messages(found, "Nothing arrived before the timeout.")
-
-        return await run_as(op)
-
-    @mcp.tool
-    async def list_peers(
-        group: Annotated[str | None, Field(description="only this group")] = None,
-    ) -> ToolResult:
-        """Members of your groups: status, summary, kind, host, directory, branch, last seen."""
-
-        async def op(peer: PeerState) -> ToolResult:
-            peers = relay.peers(Caller(peer), group)
-            return ToolResult(
-                content="\n".join(_peer_line(p) for p in peers) or "No peers.",
-                structured_content={"peers": [p.model_dump() for p in peers]},
-            )
-
-        return await run(op)
-
-    @mcp.tool
-    async def get_history(
-        group: str | None = None,
-        with_peer: Annotated[
-            str | None, Field(description="only messages from or to this peer")
-        ] = None,
-        filter: Annotated[
-            str | None, Field(description="regular expression matched against the text")
-        ] = None,
-        start_time: Annotated[
-            float | str | None, Field(description="Unix seconds or ISO-8601")
-        ] = None,
-        end_time: Annotated[
-            float | str | None, Field(description="Unix seconds or ISO-8601")
-        ] = None,
-        limit: Annotated[int, Field(description="newest N matches (1-1000)")] = 50,
-    ) -> ToolResult:
-        """Past messages you can see, oldest first; does not change what is unread."""
-
-        async def op(who: Caller) -> ToolResult:
-            args = {
-                "group": group,
-                "with_peer": with_peer,
-                "filter": filter,
-                "start_time": start_time,
-                "end_time": end_time,
-                "limit": limit,
-            }
-            found, truncated = await relay.history(who, args)
-            result = _messages(found, "No messages match.")
-            if not truncated:
-                return result
-            scanned = relay.config.history_scan_bytes
-            note = (
-                f"(The filter read the newest {scanned} characters of text and stopped; "
-                "narrow the search with group, with_peer, start_time or end_time.)"
-            )
-            text = "\n\n".join(_line(m) for m in found) if found else "No messages match."
-            return ToolResult(
-                content=f"{text}\n\n{note}",
-                structured_content={
-                    "messages": [m.wire() for m in found],
-                    "count": len(found),
-                    "scan_truncated": True,
-                },
-            )
-
-        return await run_as(op)
-
-    @mcp.tool
-    async def list_groups() -> ToolResult:
-        """Your groups, with member counts."""
-
-        async def op(peer: PeerState) -> ToolResult:
-            groups = relay.groups_of(Caller(peer))
-            text = "\n".join(f"- #{g.name} ({g.members} members)" for g in groups) or "No groups."
-            return ToolResult(
-                content=text, structured_content={"groups": [g.model_dump() for g in groups]}
-            )
-
-        return await run(op)
-
-    @mcp.tool
-    async def leave_group(group: str) -> ToolResult:
-        """Leave a group: you stop receiving it (its history stays)."""
-
-        async def op(peer: PeerState) -> ToolResult:
-            await relay.leave(peer, group)
-            return ToolResult(content=f"You left #{group}.", structured_content={"left": group})
-
-        return await run(op)
-
-    @mcp.tool
-    async def set_summary(
-        summary: Annotated[str, Field(description="one or two sentences, at most 1000 chars")],
-    ) -> ToolResult:
-        """Say what this session is doing, for the others' list_peers and sidebars."""
-
-        async def op(peer: PeerState) -> ToolResult:
-            me = await relay.update_profile(peer, {"summary": summary})
-            return ToolResult(content="Summary set.", structured_content={"peer": me.model_dump()})
-
-        return await run(op)
-
-    @mcp.tool
-    async def set_status(
-        status: Annotated[str, Field(description="idle, working or dnd")],
-    ) -> ToolResult:
-        """Set your status: `idle`, `working` or `dnd` (do not disturb: no prompts)."""
-
-        async def op(peer: PeerState) -> ToolResult:
-            me = await relay.update_profile(peer, {"status": status})
-            return ToolResult(
-                content=f"Status set to {me.status}.", structured_content={"peer": me.model_dump()}
-            )
-
-        return await run(op)
-
-    @mcp.tool
-    async def message_status(message_id: str) -> ToolResult:
-        """Per recipient of a message: delivered to a live stream or not, read or not."""
-
-        async def op(peer: PeerState) -> ToolResult:
-            status = relay.message_status(peer, message_id)
-            lines = [
-                f"- {r.name}: {'read' if r.read else 'unread'}, "
-                f"{'delivered' if r.delivered else 'not delivered'} ({r.delivery})"
-                for r in status.recipients
-            ]
-            return ToolResult(
-                content="\n".join(lines) or "No recipients.",
-                structured_content=status.model_dump(mode="json", by_alias=True),
-            )
-
-        return await run(op)
-
+    for fn in _TOOLS:
+        mcp.tool(_bind(fn, relay))
     return mcp
+
+
+def _bind(fn: Tool, relay: Relay) -> Tool:
+    """`fn` as FastMCP sees it: its parameters but `call`, which is filled per request."""
+    hints = typing.get_type_hints(fn, include_extras=True)
+    signature = inspect.signature(fn)
+    params = [
+        p.replace(annotation=hints[name])
+        for name, p in signature.parameters.items()
+        if name != "call"
+    ]
+
+    async def bound(**arguments: Any) -> ToolResult:
+        try:
+            token = bearer_token(get_http_request().headers.get("authorization"))
+            caller = relay.authenticate(token)
+            call = Call(relay, caller, relay.require_peer(caller))
+            return await fn(call, **arguments)
+        except RelayServerError as exc:
+            raise ToolError(exc.message) from None
+
+    bound.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=params, return_annotation=hints["return"]
+    )
+    bound.__annotations__ = {p.name: p.annotation for p in params} | {"return": hints["return"]}
+    bound.__name__ = fn.__name__
+    bound.__qualname__ = fn.__qualname__
+    bound.__doc__ = fn.__doc__
+    return bound
+
+
+# -- the tools --------------------------------------------------------------------------
+
+
+@tool
+async def register(
+    call: Call,
+    hostname: str | None = None,
+    working_directory: str | None = None,
+    git_branch: str | None = None,
+    kind: str | None = None,
+    role: str | None = None,
+    summary: str | None = None,
+) -> ToolResult:
+    """Announce this session: where it runs and what it is doing. Call once at start.
+
+    Returns your identity, your groups, who is online and how to use the relay."""
+    relay = call.relay
+    fields = {
+        "hostname": hostname,
+        "cwd": working_directory,
+        "git_branch": git_branch,
+        "kind": kind,
+        "role": role,
+        "summary": summary,
+    }
+    me = await relay.update_profile(call.peer, fields)
+    others = [p for p in relay.peers(call.caller) if p.name != me.name]
+    online = [p for p in others if p.online]
+    text = (
+        f"You are {me.name!r} in group(s) {', '.join(me.groups) or '(none)'}.\n"
+        f"Online now ({len(online)}):\n"
+        + ("\n".join(_peer_line(p) for p in online) or "- nobody else")
+        + "\n\n"
+        + INSTRUCTIONS
+    )
+    return ToolResult(
+        content=text,
+        structured_content={
+            "peer": me.model_dump(),
+            "groups": me.groups,
+            "online": [p.model_dump() for p in online],
+            "instructions": INSTRUCTIONS,
+        },
+    )
+
+
+@tool
+async def whoami(call: Call) -> ToolResult:
+    """Your identity and groups, as the relay knows them from your credential."""
+    me = call.relay.public(call.relay.state.peer(call.peer.id)).model_dump()
+    text = f"You are {me['name']!r} ({me['kind']}) in group(s) {', '.join(me['groups'])}."
+    return ToolResult(content=text, structured_content={"peer": me})
+
+
+@tool
+async def send_message(
+    call: Call,
+    group: Annotated[str, Field(description="the group to post to")],
+    message: Annotated[str, Field(description="the text, at most 64 KiB")],
+    reply_to: Annotated[str | None, Field(description="id of the message you answer")] = None,
+) -> ToolResult:
+    """Post to a group; every other member receives it."""
+    sent = await call.relay.post(call.peer, group, message, reply_to)
+    return ToolResult(
+        content=f"Sent to #{sent.group} as message {sent.id} (seq {sent.seq}).",
+        structured_content={"message": sent.wire()},
+    )
+
+
+@tool
+async def send_dm(
+    call: Call,
+    to: Annotated[str | list[str], Field(description="a peer name or a list of names")],
+    message: Annotated[str, Field(description="the text, at most 64 KiB")],
+    group: Annotated[
+        str | None, Field(description="the group you share with them, if several")
+    ] = None,
+    reply_to: Annotated[str | None, Field(description="id of the message you answer")] = None,
+) -> ToolResult:
+    """Send a direct message that only the named peers can read.
+
+    Returns each recipient's delivery state: `live` (a stream of theirs is open
+    now) or `queued` (they get it when they next read)."""
+    sent, states = await call.relay.direct(call.peer, to, message, group, reply_to)
+    summary = ", ".join(f"{s.name}: {s.delivery}" for s in states)
+    return ToolResult(
+        content=f"DM {sent.id} sent via #{sent.group} — {summary}.",
+        structured_content={
+            "message": sent.wire(),
+            "recipients": [s.model_dump() for s in states],
+        },
+    )
+
+
+@tool
+async def read_new_messages(
+    call: Call,
+    limit: Annotated[int | None, Field(description="at most this many (1-1000)")] = None,
+) -> ToolResult:
+    """Your unread group posts and DMs, oldest first; marks them read.
+
+    One call returns at most about 200 KB of text; it says when more remain."""
+    result = _messages(await call.relay.read_new(call.peer, limit), "No new messages.")
+    if limit is None and call.relay.state.unread(call.peer.id, 1):
+        more = "More unread messages remain: call read_new_messages again."
+        text = "".join(getattr(c, "text", "") for c in result.content)
+        return ToolResult(content=f"{text}\n\n{more}", structured_content=result.structured_content)
+    return result
+
+
+@tool
+async def wait_for_messages(
+    call: Call,
+    timeout_s: Annotated[
+        float | None, Field(description="seconds to wait, 0-120 (default 60)")
+    ] = None,
+) -> ToolResult:
+    """Block until something unread arrives or the timeout passes, then return it
+    (marking it read, like read_new_messages). Use only when blocked on an answer."""
+    found = await call.relay.wait_for(call.caller, timeout_s)
+    return _messages(found, "Nothing arrived before the timeout.")
+
+
+@tool
+async def list_peers(
+    call: Call,
+    group: Annotated[str | None, Field(description="only this group")] = None,
+) -> ToolResult:
+    """Members of your groups: status, summary, kind, host, directory, branch, last seen."""
+    peers = call.relay.peers(call.caller, group)
+    return ToolResult(
+        content="\n".join(_peer_line(p) for p in peers) or "No peers.",
+        structured_content={"peers": [p.model_dump() for p in peers]},
+    )
+
+
+@tool
+async def get_history(
+    call: Call,
+    group: str | None = None,
+    with_peer: Annotated[
+        str | None, Field(description="only messages from or to this peer")
+    ] = None,
+    filter: Annotated[
+        str | None, Field(description="regular expression matched against the text")
+    ] = None,
+    start_time: Annotated[float | str | None, Field(description="Unix seconds or ISO-8601")] = None,
+    end_time: Annotated[float | str | None, Field(description="Unix seconds or ISO-8601")] = None,
+    limit: Annotated[int, Field(description="newest N matches (1-1000)")] = 50,
+) -> ToolResult:
+    """Past messages you can see, oldest first; does not change what is unread."""
+    relay = call.relay
+    args = {
+        "group": group,
+        "with_peer": with_peer,
+        "filter": filter,
+        "start_time": start_time,
+        "end_time": end_time,
+        "limit": limit,
+    }
+    found, truncated = await relay.history(call.caller, args)
+    result = _messages(found, "No messages match.")
+    if not truncated:
+        return result
+    scanned = relay.config.history_scan_bytes
+    note = (
+        f"(The filter read the newest {scanned} characters of text and stopped; "
+        "narrow the search with group, with_peer, start_time or end_time.)"
+    )
+    text = "\n\n".join(_line(m) for m in found) if found else "No messages match."
+    return ToolResult(
+        content=f"{text}\n\n{note}",
+        structured_content={
+            "messages": [m.wire() for m in found],
+            "count": len(found),
+            "scan_truncated": True,
+        },
+    )
+
+
+@tool
+async def list_groups(call: Call) -> ToolResult:
+    """Your groups, with member counts."""
+    groups = call.relay.groups_of(call.caller)
+    text = "\n".join(f"- #{g.name} ({g.members} members)" for g in groups) or "No groups."
+    return ToolResult(content=text, structured_content={"groups": [g.model_dump() for g in groups]})
+
+
+@tool
+async def leave_group(call: Call, group: str) -> ToolResult:
+    """Leave a group: you stop receiving it (its history stays)."""
+    await call.relay.leave(call.peer, group)
+    return ToolResult(content=f"You left #{group}.", structured_content={"left": group})
+
+
+@tool
+async def set_summary(
+    call: Call,
+    summary: Annotated[str, Field(description="one or two sentences, at most 1000 chars")],
+) -> ToolResult:
+    """Say what this session is doing, for the others' list_peers and sidebars."""
+    me = await call.relay.update_profile(call.peer, {"summary": summary})
+    return ToolResult(content="Summary set.", structured_content={"peer": me.model_dump()})
+
+
+@tool
+async def set_status(
+    call: Call,
+    status: Annotated[str, Field(description="idle, working or dnd")],
+) -> ToolResult:
+    """Set your status: `idle`, `working` or `dnd` (do not disturb: no prompts)."""
+    me = await call.relay.update_profile(call.peer, {"status": status})
+    return ToolResult(
+        content=f"Status set to {me.status}.", structured_content={"peer": me.model_dump()}
+    )
+
+
+@tool
+async def message_status(call: Call, message_id: str) -> ToolResult:
+    """Per recipient of a message: delivered to a live stream or not, read or not."""
+    status = call.relay.message_status(call.peer, message_id)
+    lines = [
+        f"- {r.name}: {'read' if r.read else 'unread'}, "
+        f"{'delivered' if r.delivered else 'not delivered'} ({r.delivery})"
+        for r in status.recipients
+    ]
+    return ToolResult(
+        content="\n".join(lines) or "No recipients.",
+        structured_content=status.model_dump(mode="json", by_alias=True),
+    )
