@@ -38,16 +38,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import re
 import time
-import unicodedata
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
 from relay.sinks import safe_name, terminal_safe
+from relay.tui.injector_settings import InjectorSettings
 from relay.tui.panestate import PaneReading, PaneState, read_pane
+from relay.tui.prompt_text import (
+    DEFAULT_PROMPT_TEMPLATE,
+    format_prompt,
+    holds_text,
+    stray_controls,
+)
 from relay.tui.tmux import PaneDriver, PaneError, PaneSnapshot
 
 __all__ = [
@@ -64,67 +69,9 @@ __all__ = [
     "PressEnter",
     "Wait",
     "format_prompt",
+    "holds_text",
     "stray_controls",
 ]
-
-DEFAULT_PROMPT_TEMPLATE: Final = (
-    "relay: {count} new message(s) from {senders}. Call read_new_messages to read them."
-)
-
-
-@dataclass(frozen=True)
-class InjectorSettings:
-    """How the injector prompts. The defaults suit Claude Code and Codex.
-
-    `prompt_template` may use `{count}` (arrivals in this prompt) and `{senders}` ("alice,
-    bob and 2 others"). `enter_pause_s` is the pause between the paste and its Enter (Codex
-    treats an Enter within 120 ms of a paste as a newline). `watch_only` never types.
-    """
-
-    prompt_template: str = DEFAULT_PROMPT_TEMPLATE
-    coalesce_s: float = 1.5
-    enter_pause_s: float = 0.25
-    watch_only: bool = False
-    poll_s: float = 0.4
-    """How often the pane is read while a prompt is due."""
-    settle_readings: int = 2
-    """Consecutive safe readings (poll_s apart) needed before a paste."""
-    verify_s: float = 0.5
-    """After Enter, how long before the pane is read to confirm the text left the box."""
-    confirm_timeout_s: float = 3.0
-    """How long a paste may take to show, or a submitted text to leave the box, before the
-    paste or the Enter is tried again."""
-    max_paste_attempts: int = 3
-    max_enter_attempts: int = 3
-    retry_after_s: float = 30.0
-    """After a round of failed attempts, wait this long before trying again."""
-    io_retry_s: float = 2.0
-    """After a failed tmux command (pane gone, server down), wait this long."""
-    stale_working_s: float = 30.0
-    """The hook says `working` but the pane has looked idle this long: trust the pane (a
-    turn interrupted with Esc does not run the agent's Stop hook)."""
-    max_senders_named: int = 4
-
-    def __post_init__(self) -> None:
-        for name in (
-            "coalesce_s",
-            "enter_pause_s",
-            "poll_s",
-            "verify_s",
-            "retry_after_s",
-            "io_retry_s",
-        ):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("settle_readings", "max_paste_attempts", "max_enter_attempts"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        try:
-            format_prompt(self.prompt_template, ["alice"], 1)
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(
-                f"prompt_template may use only {{count}} and {{senders}}: {exc!r}"
-            ) from exc
 
 
 class AgentStatus(enum.Enum):
@@ -234,73 +181,6 @@ class _Attempt:
 
 
 _SEEN_LIMIT: Final = 4096
-_PASTE_PLACEHOLDER: Final = re.compile(
-    r"^\[Pasted (?:text #\d+(?: \+\d+ lines)?|Content \d+ chars)\]$"
-)
-
-
-def format_prompt(template: str, senders: list[str], count: int, max_named: int = 4) -> str:
-    """Fill the prompt template: "alice", "alice and bob", "alice, bob and 3 others".
-
-    Every name goes through `safe_name`: one that is not a valid peer name reads `a peer`.
-
-        >>> format_prompt("from {senders}", ["alice", "x\\x1b[201~\\rrm -rf ~\\r"], 2)
-        'from alice and a peer'
-    """
-    senders = list(dict.fromkeys(safe_name(s) for s in senders))
-    if len(senders) > max_named:
-        rest = len(senders) - max_named
-        names = ", ".join(senders[:max_named]) + f" and {rest} other{'s' if rest > 1 else ''}"
-    elif len(senders) > 1:
-        names = ", ".join(senders[:-1]) + " and " + senders[-1]
-    else:
-        names = senders[0] if senders else "someone"
-    return template.format(count=count, senders=names)
-
-
-_CONTROL_CATEGORIES: Final = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
-
-
-def stray_controls(text: str, template: str) -> str:
-    """The control and format characters of `text` that `template` does not hold itself.
-
-    Empty when `text` may be typed. Any character of Unicode categories Cc (C0, DEL, C1:
-    ESC, CR, tab...), Cf (bidi and other format characters), Zl, Zp or Cs counts, except
-    the newline.
-
-        >>> stray_controls("relay: from a peer", DEFAULT_PROMPT_TEMPLATE)
-        ''
-        >>> stray_controls("x\\x1b[201~\\rrm", "{senders}") == "\\x1b\\r"
-        True
-    """
-    # A newline inside a bracketed paste is text (multi-line one-off prompts use it); what
-    # could end the paste or act on its own (ESC, CR, ...) is never allowed unless the
-    # operator's own template holds it.
-    allowed = {"\n"} | {c for c in template if unicodedata.category(c) in _CONTROL_CATEGORIES}
-    stray = (c for c in text if c not in allowed and unicodedata.category(c) in _CONTROL_CATEGORIES)
-    return "".join(dict.fromkeys(stray))
-
-
-def _squash(text: str) -> str:
-    return "".join(text.split())
-
-
-def holds_text(reading: PaneReading, text: str) -> bool:
-    """True when the pane's input box holds `text` (a pasted prompt), wrapped or not.
-
-    A box whose text is only the start of `text` counts (a long prompt can be cut at a blank
-    line or scrolled); so does the placeholder an agent shows for a long paste."""
-    box = reading.input_text
-    if not box:
-        return False
-    if _PASTE_PLACEHOLDER.match(box.strip()):
-        return True
-    squashed = _squash(box.replace("…", ""))
-    return (
-        bool(squashed)
-        and _squash(text).startswith(squashed)
-        and len(squashed) >= min(len(_squash(text)), 12)
-    )
 
 
 @dataclass
