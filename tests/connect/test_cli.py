@@ -16,7 +16,7 @@ import pytest
 from relay.client import RelayClient
 from relay.connect import claude, cli
 from relay.connect.configfiles import ConfigFile, Manifest, merge
-from relay.connect.credentials import Credential, CredentialStore
+from relay.credentials import Credential, CredentialStore
 from tests.conftest import RunningServer, make_peer, start_server
 from tests.connect.conftest import VENV_BIN, Home, connect_env, run_cli
 from tests.harness.waiting import wait_for

@@ -11,9 +11,9 @@ import pytest
 
 from relay.connect import claude, codex
 from relay.connect.configfiles import ConfigFile, Manifest, merge, uninstall
-from relay.connect.credentials import CredentialStore
 from relay.connect.edits import revert, set_path
 from relay.connect.errors import ConfigFileError
+from relay.credentials import CredentialStore
 from tests.connect.conftest import Home
 
 SERVER = "http://127.0.0.1:8765"

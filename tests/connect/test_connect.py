@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from relay.client import RelayClient
-from relay.connect.credentials import CredentialStore, load_token, pending_prompt_path
+from relay.credentials import CredentialStore, load_token, pending_prompt_path
 from tests.conftest import RunningServer, make_peer
 from tests.connect.conftest import Home, Lab, connect_env, git_repo, run_cli
 from tests.harness.waiting import wait_for

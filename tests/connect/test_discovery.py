@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from relay.connect.credentials import Credential, CredentialStore
 from relay.connect.discovery import Proc, classify, discover
+from relay.credentials import Credential, CredentialStore
 from tests.connect.conftest import Home, Lab, git_repo
 from tests.harness.waiting import wait_for
 

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from relay.client import RelayClient
-from relay.connect.credentials import load_token
+from relay.credentials import load_token
 from relay.tui.panestate import PaneState, read_pane
 from tests.conftest import RunningServer, make_peer
 from tests.connect.conftest import VENV_BIN, Home, Lab, connect_env, git_repo, run_cli

@@ -34,11 +34,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relay.connect import localfiles
+from relay import localfiles
 from relay.connect.configfiles import Change, ConfigFile, Manifest, merge
-from relay.connect.credentials import Credential, CredentialStore, load_token
 from relay.connect.edits import Edit, set_path
-from relay.connect.errors import ConnectError, LocalFileError
+from relay.credentials import Credential, CredentialStore, load_token
+from relay.errors import ConnectError, LocalFileError
 
 VENV_BIN = Path(sys.executable).parent
 SENTINEL = "SENTINEL-value"
@@ -594,7 +594,7 @@ def test_a_dir_that_cannot_be_tightened_is_reported(
         raise PermissionError(1, "Operation not permitted")
 
     monkeypatch.setattr(os, "chmod", refuse_chmod)
-    with caplog.at_level(logging.WARNING, logger="relay.connect.localfiles"):
+    with caplog.at_level(logging.WARNING, logger="relay.localfiles"):
         CredentialStore(base).save(NEW)
     assert f"cannot make {base} private (mode 0700): Operation not permitted" in caplog.text
     assert _mode(base / "credentials.json") == 0o600

@@ -26,7 +26,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input
 
 from relay.client import Backoff, RelayClient, StreamEvent
-from relay.connect.credentials import CredentialStore
+from relay.credentials import CredentialStore
 from relay.protocol import Message, Peer
 from relay.tui.__main__ import injector_factory
 from relay.tui.app import InjectorLike, RelayTui

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from relay.connect.credentials import Credential, CredentialStore
+from relay.credentials import Credential, CredentialStore
 from relay.tui.settings import (
     DEFAULT_SERVER_URL,
     SettingsError,

@@ -25,11 +25,11 @@ from relay.client import RelayError
 from relay.connect.claude import SCOPES
 from relay.connect.configfiles import Manifest, uninstall
 from relay.connect.connector import Connector, pending_path_for
-from relay.connect.credentials import CredentialStore
 from relay.connect.discovery import discover
 from relay.connect.errors import ConnectError
 from relay.connect.tmux import Tmux
 from relay.connect.wizard import Flags, InquirerPrompter, Wizard
+from relay.credentials import CredentialStore
 from relay.sinks import terminal_safe
 
 __all__ = ["build_parser", "main", "run"]

@@ -35,8 +35,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from relay.connect import paneauth
-from relay.connect.credentials import CredentialStore
 from relay.connect.errors import ConnectError
+from relay.credentials import CredentialStore
 from relay.sinks import terminal_safe
 
 __all__ = ["build_parser", "main", "run"]

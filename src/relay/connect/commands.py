@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from relay.client import RelayClient, StreamEvent
-from relay.connect.credentials import Credential, CredentialStore, normalise_server
 from relay.connect.doctor import run_checks
 from relay.connect.errors import ConnectError, CredentialsMissing, MissingOption
 from relay.connect.wizard import ENV_JOIN_SECRET, ENV_OPERATOR_TOKEN
+from relay.credentials import Credential, CredentialStore, normalise_server
 from relay.protocol import Message, Peer
 from relay.sinks import terminal_safe
 

@@ -24,7 +24,7 @@ import tomlkit.exceptions
 
 from relay.connect.edits import Edit, revert
 from relay.connect.errors import ConfigFileError
-from relay.connect.localfiles import (
+from relay.localfiles import (
     json_type,
     private_dir,
     quoted,

@@ -27,12 +27,12 @@ from pathlib import Path
 from relay.client import ApiError, RelayClient
 from relay.connect import claude, codex
 from relay.connect.configfiles import ConfigFile, Manifest, merge
-from relay.connect.credentials import Credential, CredentialStore, pending_prompt_path
 from relay.connect.discovery import AgentPane
 from relay.connect.errors import ConnectError
 from relay.connect.executables import relay_command, relay_tui_command
 from relay.connect.tmux import Tmux
 from relay.connect.wizard import ConnectRequest, PaneChoice
+from relay.credentials import Credential, CredentialStore, pending_prompt_path
 from relay.protocol import Joined
 
 __all__ = ["Connected", "Connector", "registration_prompt"]

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
-from relay.connect.credentials import CredentialStore
 from relay.connect.tmux import PaneRow, Tmux
+from relay.credentials import CredentialStore
 
 __all__ = [
     "AgentKind",

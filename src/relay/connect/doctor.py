@@ -23,7 +23,7 @@ import tomlkit.exceptions
 
 from relay.client import AuthError, RelayClient, RelayError, ServerUnreachable
 from relay.connect import claude, codex
-from relay.connect.credentials import Credential
+from relay.credentials import Credential
 
 __all__ = ["Check", "run_checks"]
 

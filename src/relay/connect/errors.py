@@ -8,11 +8,15 @@ Every one of them reaches a human, so each says what was wrong and what to do::
     ├── ConfigFileError          an agent config file cannot be read or merged
     ├── LocalFileError           relay's own credentials, state or manifest file is damaged
     └── TmuxError                tmux is missing, or a pane or window is unknown
+
+`ConnectError` and `LocalFileError` are defined in `relay.errors`, beside the
+credentials and local files that raise them (the sidebar reads those too), and
+are exported here with the rest of the tree.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from relay.errors import ConnectError, LocalFileError
 
 __all__ = [
     "ConfigFileError",
@@ -22,10 +26,6 @@ __all__ = [
     "MissingOption",
     "TmuxError",
 ]
-
-
-class ConnectError(Exception):
-    """Base of every error relay-connect and relay raise on purpose."""
 
 
 class MissingOption(ConnectError):
@@ -51,26 +51,6 @@ class CredentialsMissing(ConnectError):
 
 class ConfigFileError(ConnectError):
     """An agent configuration file exists but cannot be parsed or merged."""
-
-
-class LocalFileError(ConnectError):
-    """A file relay keeps in its config dir exists but is not what relay writes there.
-
-    relay refuses it rather than reading it as empty, because every save is a
-    read-modify-write: an "empty" read would make the next save replace the file,
-    and every token in it would be gone. The file is left exactly as it is.
-    """
-
-    def __init__(self, path: Path, what: str, problem: str) -> None:
-        # One line, whatever the problem text: the mains print it as `relay: <message>`.
-        problem = " ".join(problem.split())
-        super().__init__(
-            f"{path} is not a valid {what}: {problem}. relay never overwrites it: "
-            "fix it or move it aside, then run this again"
-        )
-        self.path = path
-        self.what = what
-        self.problem = problem
 
 
 class TmuxError(ConnectError):

@@ -23,8 +23,8 @@ from collections.abc import Mapping, Sequence
 from typing import NoReturn
 
 from relay.connect.codex import TOKEN_ENV
-from relay.connect.credentials import Credential, CredentialStore, normalise_server
 from relay.connect.errors import ConnectError, CredentialsMissing, LocalFileError
+from relay.credentials import Credential, CredentialStore, normalise_server
 
 __all__ = ["headers_json", "hook_status", "identity_key", "run_with_token"]
 

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from typing import Any
 
 from relay.client import RelayClient
-from relay.connect.credentials import CredentialStore
-from relay.connect.errors import ConnectError
+from relay.credentials import CredentialStore
+from relay.errors import LocalFileError
 from relay.tui.app import InjectorFactory, InjectorLike, RelayTui
 from relay.tui.injector import Injector, InjectorSettings
 from relay.tui.settings import SettingsError, TuiSettings, load_token, pending_prompt
@@ -70,8 +70,8 @@ def main() -> None:
         )
         factory = injector_factory(settings)
         token = load_token(settings, os.environ)
-    except (SettingsError, ConnectError) as exc:
-        # ConnectError: a damaged credentials or state file, refused and left as it is.
+    except (SettingsError, LocalFileError) as exc:
+        # LocalFileError: a damaged credentials or state file, refused and left as it is.
         sys.exit(f"relay-tui: {exc}")
     if token is None:
         sys.exit(

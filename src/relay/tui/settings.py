@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from relay.connect import credentials
+from relay import credentials
 
 __all__ = [
     "DEFAULT_SERVER_URL",
@@ -148,7 +148,7 @@ def load_token(settings: TuiSettings, environ: Mapping[str, str]) -> str | None:
     """The peer token: from relay-connect's credentials file, else `RELAY_TOKEN`.
 
     The credentials file keys tokens by server and by profile or target pane
-    (`relay.connect.credentials`); with neither, only `RELAY_TOKEN` can say.
+    (`relay.credentials`); with neither, only `RELAY_TOKEN` can say.
     """
     key = settings.profile or settings.target_pane
     if key is not None:

@@ -1,5 +1,9 @@
 """Local credentials: the peer tokens relay-connect obtained, and where they live.
 
+Shared by relay-connect and the `relay` CLI, which write and read them, and the
+sidebar, which reads its token here: so it lives beside `client.py`, not in
+either part.
+
 Everything is under `$XDG_CONFIG_HOME/relay/` (default `~/.config/relay/`), the
 directory mode 0700 and every file in it 0600:
 
@@ -31,7 +35,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from relay.connect.localfiles import (
+from relay.localfiles import (
     json_type,
     private_dir,
     quoted,
@@ -48,7 +52,6 @@ __all__ = [
     "load_token",
     "normalise_server",
     "pending_prompt_path",
-    "write_private",
 ]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
@@ -254,7 +257,7 @@ def load_token(server_url: str, key: str) -> str | None:
 
     Returns None when relay-connect has not connected that pane/profile to that
     server. Reads `$XDG_CONFIG_HOME/relay/credentials.json` each call, and raises
-    `LocalFileError` (a `ConnectError`) when that file is damaged.
+    `LocalFileError` (a `ConnectError`, both in `relay.errors`) when that file is damaged.
     """
     cred = CredentialStore().get(server_url, key)
     return cred.token if cred else None

@@ -8,7 +8,7 @@ Two promises about `$XDG_CONFIG_HOME/relay/` (see `credentials.py` for what is i
   plant it beforehand), fsynced, and renamed over the old one: a crash leaves the
   old file or the new one, never half of either.
 - A file that exists but is not what relay wrote there is refused with a
-  `LocalFileError`, never read as empty. Every save is a read-modify-write, so
+  `LocalFileError` (`relay.errors`), never read as empty. Every save is a read-modify-write, so
   refusing the read is what stops the next save from replacing a damaged
   credentials file with an empty one. A missing file is empty.
 
@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NoReturn
 
-from relay.connect.errors import LocalFileError
+from relay.errors import LocalFileError
 
 __all__ = ["json_type", "private_dir", "quoted", "read_json_object", "refuse", "write_private"]
 
