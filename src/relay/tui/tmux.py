@@ -27,8 +27,6 @@ from typing import Final, Protocol
 
 import libtmux
 
-from relay.client import RelayError
-
 __all__ = ["PaneDriver", "PaneError", "PaneSnapshot", "TmuxPane", "detect_agent_kind"]
 
 _SGR: Final = re.compile(r"\x1b\[[0-9;:?]*[A-Za-z]")
@@ -36,8 +34,11 @@ _HEADER: Final = "relay-pane:"
 _KIND_RECHECK_S: Final = 5.0
 
 
-class PaneError(RelayError):
-    """A tmux command on the agent's pane failed (pane gone, tmux server not running)."""
+class PaneError(Exception):
+    """A tmux command on the agent's pane failed (pane gone, tmux server not running).
+
+    Not a `relay.client.RelayError`: the relay is not involved, and an error of the relay
+    client must not be mistaken for the pane's (the injector stops on a PaneError)."""
 
 
 @dataclass(frozen=True)
