@@ -7,13 +7,17 @@ them. The last tests run the asyncio wrapper against an in-memory pane.
 from __future__ import annotations
 
 import asyncio
+import inspect
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from relay.tui import injector_machine
 from relay.tui.injector import (
     DEFAULT_PROMPT_TEMPLATE,
     Capture,
@@ -28,7 +32,9 @@ from relay.tui.injector import (
     Wait,
     format_prompt,
     holds_text,
+    stray_controls,
 )
+from relay.tui.injector_phases import TRANSITIONS, IllegalTransition, check_transition
 from relay.tui.panestate import PaneReading, PaneState
 from relay.tui.tmux import PaneError, PaneSnapshot
 from tests.harness.waiting import async_wait_for
@@ -101,7 +107,7 @@ def to_pasted(m: InjectorMachine) -> tuple[float, str]:
     assert has_capture(m.tick(1.5))
     out = m.observed(IDLE, 1.5)
     assert pastes(out) == [PROMPT_5]
-    assert phase(m) is Phase.PASTED
+    assert phase(m) is Phase.PASTING
     return 1.5, PROMPT_5
 
 
@@ -111,7 +117,7 @@ def to_submitted(m: InjectorMachine) -> tuple[float, str]:
     assert has_capture(m.tick(1.7))
     out = m.observed(typed(text), 1.7)
     assert has_enter(out)
-    assert phase(m) is Phase.SUBMITTED
+    assert phase(m) is Phase.SUBMITTING
     return 1.7, text
 
 
@@ -327,7 +333,7 @@ def test_watch_only_never_types_nor_reads() -> None:
     assert m.view.pending == 6
 
 
-# ---- PASTED: the Enter comes after the pause, and only onto our own text ------------------------
+# ---- PASTING: the Enter comes after the pause, and only onto our own text -----------------------
 def test_enter_follows_the_paste_after_the_pause_and_only_after_a_check() -> None:
     m = InjectorMachine(SETTINGS)
     _, text = to_pasted(m)
@@ -373,7 +379,7 @@ def test_a_slow_paste_is_read_again_then_given_up() -> None:
     to_pasted(m)
     m.tick(1.7)
     assert only_wait(m.observed(IDLE, 1.7)) == pytest.approx(1.9)  # not rendered yet
-    assert phase(m) is Phase.PASTED
+    assert phase(m) is Phase.PASTING
     m.tick(4.6)
     out = m.observed(IDLE, 4.6)  # 3.1 s after the paste: lost
     assert not has_enter(out)
@@ -418,7 +424,7 @@ def test_busy_after_the_paste_keeps_our_text_and_sends_it_when_idle() -> None:
     assert m.view.pending == 0
 
 
-# ---- SUBMITTED: the text must leave the box --------------------------------------------------
+# ---- SUBMITTING: the text must leave the box -------------------------------------------------
 def test_the_prompt_is_delivered_when_the_text_leaves_the_box() -> None:
     m = InjectorMachine(SETTINGS)
     to_submitted(m)
@@ -442,7 +448,7 @@ def test_a_repeated_working_status_confirms_nothing() -> None:
     m.agent_status("working", 0.0)
     to_waiting(m)
     now = 1.0
-    while phase(m) is not Phase.PASTED:  # the hook goes stale after 10 s of an idle pane
+    while phase(m) is not Phase.PASTING:  # the hook goes stale after 10 s of an idle pane
         m.observed(IDLE, now)
         now += 0.5
         m.tick(now)
@@ -450,7 +456,7 @@ def test_a_repeated_working_status_confirms_nothing() -> None:
     assert has_enter(m.observed(typed(PROMPT_5), now + 0.2))
     m.agent_status("working", now + 0.3)  # the same status again (a reconnect, say)
     assert m.view.delivered == 0
-    assert phase(m) is Phase.SUBMITTED
+    assert phase(m) is Phase.SUBMITTING
 
 
 def test_our_text_in_the_box_waits_for_a_working_hook() -> None:
@@ -586,7 +592,7 @@ def test_cleared_after_the_paste_still_submits_it() -> None:
     m = InjectorMachine(SETTINGS)
     _, text = to_pasted(m)
     m.cleared(1.6)
-    assert phase(m) is Phase.PASTED
+    assert phase(m) is Phase.PASTING
     m.tick(1.7)
     assert has_enter(m.observed(typed(text), 1.7))
     m.tick(2.2)
@@ -626,6 +632,203 @@ def test_a_failed_paste_may_have_landed_so_its_text_stays_ours() -> None:
     assert has_enter(m.observed(typed(text), 3.6))
 
 
+# ---- the transition table --------------------------------------------------------------------
+Move = tuple[Phase, Phase]
+
+
+def moves(*arrows: str) -> set[Move]:
+    """`moves("idle -> coalescing", ...)`: the set of those moves."""
+    pairs = (arrow.split(" -> ") for arrow in arrows)
+    return {(Phase(source), Phase(target)) for source, target in pairs}
+
+
+class Tracing(InjectorMachine):
+    """A machine that records each move it makes (each one has passed the table)."""
+
+    def __init__(self) -> None:
+        super().__init__(SETTINGS)
+        self.moves: set[Move] = set()
+
+    def _enter(
+        self,
+        phase: Phase,
+        *,
+        wake_at: float | None,
+        reason: str | None = None,
+        then: Capture | Paste | PressEnter | None = None,
+    ) -> list[Command]:
+        source = self.phase
+        commands = super()._enter(phase, wake_at=wake_at, reason=reason, then=then)
+        self.moves.add((source, phase))
+        return commands
+
+
+def _burst_delivered(m: InjectorMachine) -> None:
+    to_submitted(m)
+    m.tick(2.2)
+    m.observed(IDLE, 2.2)
+
+
+def _one_off_then_another(m: InjectorMachine) -> None:
+    m.one_off("first", 0.0)
+    m.one_off("second", 0.0)
+    m.observed(IDLE, 0.0)
+    m.tick(0.5)
+    assert pastes(m.observed(IDLE, 0.5)) == ["first"]
+    m.tick(0.7)
+    m.observed(typed("first"), 0.7)
+    m.tick(1.2)
+    m.observed(IDLE, 1.2)  # delivered; "second" is next
+
+
+def _arrival_while_typing(m: InjectorMachine) -> None:
+    to_pasted(m)
+    m.arrival("dave", 200, 1.6)
+    m.tick(1.7)
+    m.observed(typed(PROMPT_5), 1.7)
+    m.tick(2.2)
+    m.observed(IDLE, 2.2)  # delivered; dave's window runs
+
+
+def _cleared_while_coalescing(m: InjectorMachine) -> None:
+    burst(m)
+    m.cleared(0.5)
+
+
+def _pane_errors(m: InjectorMachine) -> None:
+    burst(m)
+    m.io_failed("gone", 0.5)
+    m.io_failed("gone", 0.6)
+    assert has_capture(m.tick(2.6))
+    m.io_failed("gone", 2.6)
+    m.cleared(3.0)
+
+
+def _dialogs_drop_both_pastes(m: InjectorMachine) -> None:
+    to_pasted(m)
+    m.tick(1.7)
+    m.observed(DIALOG, 1.7)
+    m.tick(2.2)
+    m.observed(IDLE, 2.2)
+    m.tick(2.7)
+    assert pastes(m.observed(IDLE, 2.7)) == [PROMPT_5]
+    m.tick(2.9)
+    m.observed(DIALOG, 2.9)  # max_paste_attempts=2
+
+
+def _our_text_sent_later(m: InjectorMachine) -> None:
+    to_pasted(m)
+    m.tick(1.7)
+    m.observed(typed(PROMPT_5, PaneState.BUSY), 1.7)
+    m.tick(2.2)
+    assert has_enter(m.observed(typed(PROMPT_5), 2.2))
+
+
+def _cleared_while_waiting(m: InjectorMachine) -> None:
+    to_waiting(m)
+    m.cleared(1.2)
+
+
+def _enter_never_submits(m: InjectorMachine) -> None:
+    to_submitted(m)
+    m.tick(2.2)
+    m.observed(typed(PROMPT_5), 2.2)
+    m.tick(4.7)
+    assert has_enter(m.observed(typed(PROMPT_5 + "\n"), 4.7))
+    m.tick(7.7)
+    m.observed(typed(PROMPT_5 + "\n\n"), 7.7)  # max_enter_attempts=2
+
+
+_MAIN_LINE = moves(
+    "idle -> coalescing",
+    "coalescing -> waiting",
+    "waiting -> waiting",
+    "waiting -> pasting",
+    "pasting -> pasting",
+    "pasting -> submitting",
+    "submitting -> submitting",
+)
+_TO_PASTED = _MAIN_LINE - moves("pasting -> submitting", "submitting -> submitting")
+PATHS: list[tuple[Callable[[InjectorMachine], None], set[Move]]] = [
+    (_burst_delivered, _MAIN_LINE | moves("submitting -> idle")),
+    (
+        _one_off_then_another,
+        moves("idle -> waiting", "submitting -> waiting")
+        | (_MAIN_LINE - moves("idle -> coalescing", "coalescing -> waiting")),
+    ),
+    (_arrival_while_typing, _MAIN_LINE | moves("submitting -> coalescing")),
+    (_cleared_while_coalescing, moves("idle -> coalescing", "coalescing -> idle")),
+    (
+        _pane_errors,
+        moves(
+            "idle -> coalescing",
+            "coalescing -> backoff",
+            "backoff -> backoff",
+            "backoff -> waiting",
+            "waiting -> backoff",
+            "backoff -> idle",
+        ),
+    ),
+    (_dialogs_drop_both_pastes, _TO_PASTED | moves("pasting -> waiting", "pasting -> backoff")),
+    (
+        _our_text_sent_later,
+        _TO_PASTED | moves("pasting -> waiting", "waiting -> submitting"),
+    ),
+    (
+        _cleared_while_waiting,
+        moves("idle -> coalescing", "coalescing -> waiting", "waiting -> idle"),
+    ),
+    (_enter_never_submits, _MAIN_LINE | moves("submitting -> backoff")),
+]
+
+
+@pytest.mark.parametrize(("path", "made"), PATHS, ids=[p.__name__.strip("_") for p, _ in PATHS])
+def test_each_path_makes_exactly_the_moves_it_names(
+    path: Callable[[InjectorMachine], None], made: set[Move]
+) -> None:
+    m = Tracing()
+    path(m)
+    assert m.moves == made
+
+
+def test_the_paths_take_every_row_of_the_table() -> None:
+    assert set().union(*(made for _, made in PATHS)) == set(TRANSITIONS)
+
+
+def test_a_move_outside_the_table_is_a_bug_and_raises() -> None:
+    m = InjectorMachine(SETTINGS)
+    with pytest.raises(IllegalTransition, match="no transition idle -> pasting"):
+        m._enter(Phase.PASTING, wake_at=1.0, then=Paste(PROMPT_5))
+    assert phase(m) is Phase.IDLE
+    assert m.wake_at is None
+    illegal = [(a, b) for a in Phase for b in Phase if (a, b) not in TRANSITIONS]
+    assert moves("idle -> pasting", "idle -> backoff", "pasting -> idle") <= set(illegal)
+    assert len(illegal) == len(Phase) ** 2 - len(TRANSITIONS)
+    for source, target in illegal:
+        with pytest.raises(IllegalTransition):
+            check_transition(source, target)
+
+
+def test_only_enter_changes_the_phase_or_the_wake_up() -> None:
+    source = inspect.getsource(injector_machine)
+    for name in ("_phase", "_next_at"):
+        assignments = re.findall(rf"self\.{name}(?:: [^=]+)? = ", source)
+        assert len(assignments) == 2, name  # in __init__ and in _enter
+
+
+def test_phase_values_are_their_names() -> None:
+    assert [p.value for p in Phase] == [p.name.lower() for p in Phase]
+
+
+def test_the_docs_show_the_table_of_the_code() -> None:
+    rows = [f"| {a.value} | {b.value} | {why} |" for (a, b), why in TRANSITIONS.items()]
+    table = "\n".join(["| from | to | when |", "|---|---|---|", *rows])
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "injector.md").read_text("utf-8")
+    assert table in docs, f"docs/injector.md should hold:\n{table}"
+    for p in Phase:
+        assert f"\n| `{p.value}` | " in docs, f"docs/injector.md should say what {p} means"
+
+
 # ---- a safety property over random histories ----------------------------------------------------
 _INPUTS = st.lists(
     st.one_of(
@@ -638,6 +841,10 @@ _INPUTS = st.lists(
             st.sampled_from(["idle", "busy", "dialog", "human", "ours", "ours_busy", "unknown"]),
         ),
         st.tuples(st.just("io_failed"), st.none()),
+        st.tuples(
+            st.just("one_off"),
+            st.sampled_from(["Call register.", "line one\nline two", "x\x1b[201~\rrm -rf ~"]),
+        ),
     ),
     max_size=60,
 )
@@ -649,7 +856,9 @@ def test_never_types_onto_anything_but_an_idle_empty_pane(
     inputs: list[tuple[str, object]], watch_only: bool
 ) -> None:
     """Whatever happens: a Paste only answers an idle, empty reading with no dnd and not in
-    watch-only mode; an Enter only answers a reading of an idle box holding our own text."""
+    watch-only mode, and holds no stray control; an Enter only answers a reading of an idle
+    box holding our own text; and every move the machine makes is in its table (a move
+    outside it raises)."""
     m = InjectorMachine(InjectorSettings(coalesce_s=1.0, settle_readings=2, watch_only=watch_only))
     now, last_paste, event_id = 0.0, "", 0
     readings = {
@@ -674,6 +883,8 @@ def test_never_types_onto_anything_but_an_idle_empty_pane(
             out = m.tick(now)
         elif kind == "io_failed":
             out = m.io_failed("gone", now)
+        elif kind == "one_off":
+            out = m.one_off(str(arg), now)
         else:
             if arg == "ours":
                 reading = typed(last_paste or "nothing pasted")
@@ -688,6 +899,7 @@ def test_never_types_onto_anything_but_an_idle_empty_pane(
                 assert reading.state is PaneState.IDLE_EMPTY
                 assert m.status.value != "dnd"
                 assert not watch_only
+                assert stray_controls(command.text, DEFAULT_PROMPT_TEMPLATE) == ""
                 last_paste = command.text
             elif isinstance(command, PressEnter):
                 if reading is None:

@@ -4,7 +4,9 @@
 - `stream`: follows the peer's event stream as an observable state machine.
 - `conversation`: what the sidebar knows, without UI: messages, replies, unread, members.
 - `settings`: flags and `RELAY_*` variables, read once at the entry point.
-- `injector`, `panestate`, `tmux`: when and how the agent's pane gets prompted.
+- `injector` (the runner), `injector_machine` (the decisions, sans I/O), `injector_phases`,
+  `injector_settings`, `prompt_text`, `panestate`, `tmux`: when and how the agent's pane
+  gets prompted.
 """
 
 from __future__ import annotations
