@@ -1,4 +1,7 @@
-"""Discovery: which tmux panes run Claude Code or Codex, where, on which branch."""
+"""Discovery: which tmux panes run Claude Code or Codex, where, on which branch.
+
+`classify` (relay.processes) is the rule discovery shares with the sidebar.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from relay.connect.discovery import Proc, classify, discover
+from relay.connect.discovery import discover
 from relay.credentials import Credential, CredentialStore
+from relay.processes import Proc, classify
 from tests.connect.conftest import Home, Lab, git_repo
 from tests.harness.waiting import wait_for
 
@@ -30,6 +34,12 @@ pytestmark = pytest.mark.tmux
         (("node", "/x/node_modules/.bin/codex", "--no-daemon"), "node", "/usr/bin/node", "codex"),
         (("/x/vendor/bin/codex", "--no-daemon"), "codex", "/x/vendor/bin/codex", "codex"),
         (("node", "/x/@anthropic-ai/claude-code/cli.js"), "node", "/usr/bin/node", "claude-code"),
+        # what the sidebar also recognised before the rule was shared (relay.processes)
+        (("python3", "/tmp/t/claude", "/tmp/t/log"), "python3", "/usr/bin/python3", "claude-code"),
+        (("node", "/opt/claude-code/cli.js"), "node", "/usr/bin/node", "claude-code"),
+        (("node", "/x/@openai/codex/bin/codex.js"), "node", "/usr/bin/node", "codex"),
+        (("node", "/opt/codex/bin/codex.js"), "node", "/usr/bin/node", "codex"),
+        (("codex-x86_64-unknown-linux-musl",), "codex-x86_64-un", "/x/codex-x86_64", "codex"),
         # not agents
         (("bash",), "bash", "/usr/bin/bash", None),
         (("vim", "claude.md"), "vim", "/usr/bin/vim", None),

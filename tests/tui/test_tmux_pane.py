@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from relay.processes import detect_agent_kind
 from relay.tui.panestate import PaneState, read_pane
-from relay.tui.tmux import PaneError, PaneSnapshot, TmuxPane, detect_agent_kind
+from relay.tui.tmux import PaneError, PaneSnapshot, TmuxPane
 from tests.harness.waiting import wait_for
 
 pytestmark = [

@@ -1,76 +1,35 @@
-"""Finding the tmux panes that run Claude Code or Codex.
+"""Finding the tmux panes that run Claude Code or Codex, and those with a sidebar.
 
-A pane's own process is usually a shell; the agent is somewhere below it. So
-for each pane we walk its process tree (from `/proc`) and classify each
-process by its argv, name and executable:
-
-- Claude Code sets its process title to its version number (`2.1.328`), and
-  the native install lives at `~/.local/share/claude/versions/<version>`; the
-  npm install runs `.../@anthropic-ai/claude-code/cli.js`, or is called `claude`.
-- Codex is a `codex` binary, started by `node .../@openai/codex/bin/codex.js`.
-
-`classify()` is pure, so it is tested on plain values; `discover()` does the I/O.
+For each pane, `relay.processes.find_agent` walks the pane's process tree and
+classifies each process (the rule is documented there, shared with the sidebar);
+this module adds what only relay-connect needs: which panes already have a
+`relay-tui` targeting them, each agent's working directory and git branch.
+`discover()` does the I/O.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Final, Literal
+from typing import Final
 
 from relay.connect.tmux import PaneRow, Tmux
 from relay.credentials import CredentialStore
+from relay.processes import AgentKind, Proc, find_agent, proc_table, subtree
 
 __all__ = [
-    "AgentKind",
     "AgentPane",
-    "Proc",
-    "classify",
     "discover",
-    "find_agent",
     "git_branch",
-    "proc_table",
     "sidebar_targets",
 ]
 
-AgentKind = Literal["claude-code", "codex"]
-_VERSION_TITLE: Final = re.compile(r"\d+\.\d+\.\d+([-+.][0-9A-Za-z.-]*)?")
 _TARGET_FLAG: Final = "--target-pane"
-
-
-@dataclass(frozen=True, slots=True)
-class Proc:
-    """One process: what `/proc/<pid>` says about it."""
-
-    pid: int
-    ppid: int
-    comm: str
-    argv: tuple[str, ...]
-    exe: str = ""
 
 
 def _base(value: str) -> str:
     return value.rsplit("/", 1)[-1]
-
-
-def classify(proc: Proc) -> AgentKind | None:
-    """The kind of agent `proc` is, or None."""
-    argv0 = _base(proc.argv[0]) if proc.argv else ""
-    # argv[1] too: `node .../.bin/codex` is how npm starts Codex.
-    names = {_base(a) for a in proc.argv[:2]} | {proc.comm, _base(proc.exe)}
-    joined = " ".join(proc.argv[:3])
-    if names & {"claude", "claude.exe"} or "@anthropic-ai/claude-code" in joined:
-        return "claude-code"
-    if "/claude/versions/" in proc.exe:
-        return "claude-code"  # the native installer's layout
-    if _VERSION_TITLE.fullmatch(argv0) or _VERSION_TITLE.fullmatch(proc.comm):
-        return "claude-code"  # Claude Code's process title is its version number
-    if "codex" in names or argv0.startswith("codex-") or "@openai/codex" in joined:
-        return "codex"
-    return None
 
 
 def is_sidebar_for(proc: Proc) -> str | None:
@@ -86,57 +45,11 @@ def is_sidebar_for(proc: Proc) -> str | None:
     return None
 
 
-def proc_table(root: Path = Path("/proc")) -> dict[int, Proc]:
-    """Every process we may read, by pid."""
-    table: dict[int, Proc] = {}
-    for entry in root.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            raw = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        # stat is "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
-        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-        argv = tuple(a.decode(errors="replace") for a in raw.split(b"\0") if a)
-        try:
-            exe = os.readlink(entry / "exe")
-        except OSError:
-            exe = ""
-        table[int(entry.name)] = Proc(int(entry.name), ppid, comm, argv, exe)
-    return table
-
-
-def _subtree(table: dict[int, Proc], root: int) -> list[Proc]:
-    """`root` and its descendants, breadth first."""
-    children: dict[int, list[int]] = {}
-    for proc in table.values():
-        children.setdefault(proc.ppid, []).append(proc.pid)
-    order, queue = [], [root]
-    while queue:
-        pid = queue.pop(0)
-        if pid in table:
-            order.append(table[pid])
-        queue.extend(sorted(children.get(pid, [])))
-    return order
-
-
-def find_agent(table: dict[int, Proc], pane_pid: int) -> tuple[AgentKind, Proc] | None:
-    """The first agent process in the tree under `pane_pid`."""
-    for proc in _subtree(table, pane_pid):
-        kind = classify(proc)
-        if kind is not None:
-            return kind, proc
-    return None
-
-
 def sidebar_targets(table: dict[int, Proc], rows: list[PaneRow]) -> dict[str, str]:
     """pane id of each agent pane with a running sidebar -> the sidebar's pane id."""
     found: dict[str, str] = {}
     for row in rows:
-        for proc in _subtree(table, row.pid):
+        for proc in subtree(table, row.pid):
             target = is_sidebar_for(proc)
             if target:
                 found[target] = row.pane_id

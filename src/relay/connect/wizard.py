@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from relay.connect.claude import SCOPES, Scope
-from relay.connect.discovery import AgentKind, AgentPane
+from relay.connect.discovery import AgentPane
 from relay.connect.errors import ConnectError, MissingOption
 from relay.credentials import normalise_server
+from relay.processes import AgentKind
 from relay.protocol import is_group_name, is_peer_name
 
 __all__ = [

@@ -6,7 +6,8 @@ process runs in, or the default one). Every call is blocking and short (one tmux
 the injector runs them in a worker thread.
 
 - `snapshot()` reads the visible screen with its SGR attributes (`capture-pane -p -e`), the
-  pane title and the agent kind in one tmux call (plus a /proc walk the first time);
+  pane title and the agent kind in one tmux call (plus a /proc walk, `relay.processes`,
+  until an agent is found);
 - `paste(text)` loads the text into a uniquely named buffer from stdin (never the command
   line: tmux would split an argument ending in ";") and pastes it bracketed
   (`paste-buffer -p`, so the agent sees a paste, not keystrokes), deleting the buffer;
@@ -22,12 +23,13 @@ import subprocess
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Final, Protocol
 
 import libtmux
 
-__all__ = ["PaneDriver", "PaneError", "PaneSnapshot", "TmuxPane", "detect_agent_kind"]
+from relay.processes import detect_agent_kind
+
+__all__ = ["PaneDriver", "PaneError", "PaneSnapshot", "TmuxPane"]
 
 _SGR: Final = re.compile(r"\x1b\[[0-9;:?]*[A-Za-z]")
 _HEADER: Final = "relay-pane:"
@@ -150,54 +152,3 @@ class TmuxPane:
         if done.returncode != 0:
             detail = done.stderr.decode(errors="replace").strip()
             raise PaneError(f"tmux load-buffer: {detail or done.returncode}")
-
-
-_KIND_BY_NAME: Final = {
-    "claude": "claude-code",
-    "claude.exe": "claude-code",
-    "codex": "codex",
-    "codex.js": "codex",
-}
-
-
-def detect_agent_kind(pid: int, proc: Path = Path("/proc")) -> str | None:
-    """The agent running under process `pid` (the pane's shell), from /proc; None if none.
-
-    Looks at `pid` and its descendants' command lines for the Claude Code or Codex
-    executables (`claude`, `.../claude-code/...`, `codex`, `.../@openai/codex/...`)."""
-    children: dict[int, list[int]] = {}
-    try:
-        entries = list(proc.iterdir())
-    except OSError:
-        return None
-    for entry in entries:
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-        fields = stat[stat.rfind(")") + 2 :].split()
-        if len(fields) > 1 and fields[1].isdigit():
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
-    todo, seen = [pid], set()
-    while todo:
-        current = todo.pop(0)
-        if current in seen:
-            continue
-        seen.add(current)
-        try:
-            raw = (proc / str(current) / "cmdline").read_bytes()
-        except OSError:
-            raw = b""
-        for arg in raw.decode(errors="replace").split("\0")[:3]:
-            kind = _KIND_BY_NAME.get(os.path.basename(arg))
-            if kind is None and "/claude-code/" in arg:
-                kind = "claude-code"
-            if kind is None and "/@openai/codex/" in arg:
-                kind = "codex"
-            if kind is not None:
-                return kind
-        todo.extend(children.get(current, []))
-    return None
