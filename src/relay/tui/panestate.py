@@ -28,7 +28,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["AGENT_KINDS", "PaneReading", "PaneState", "classify", "guess_kind", "read_pane"]
+__all__ = [
+    "AGENT_KINDS",
+    "PaneReading",
+    "PaneState",
+    "classify",
+    "guess_kind",
+    "read_pane",
+    "strip_sgr",
+]
 
 AGENT_KINDS: Final = ("claude-code", "codex")
 
@@ -54,6 +62,7 @@ class PaneReading:
     reason: str
 
 
+# Any CSI sequence (SGR is the one capture-pane -e writes): what -e adds to -p.
 _SGR: Final = re.compile(r"\x1b\[[0-9;:?]*[A-Za-z]")
 # Nothing after the last line of interest: tmux pads captures with blank lines.
 _BLANK: Final = re.compile(r"^[ \t]*$")
@@ -95,6 +104,11 @@ _CX_DIM_AFTER_PROMPT: Final = re.compile(
 _CX_PLACEHOLDERS: Final = frozenset({"Ask Codex to do anything"})
 
 
+def strip_sgr(line: str) -> str:
+    """A line of `capture-pane -p -e` as `capture-pane -p` shows it: its escapes removed."""
+    return _SGR.sub("", line)
+
+
 def read_pane(
     lines: Sequence[str],
     title: str | None = None,
@@ -112,7 +126,7 @@ def read_pane(
         ...           kind="claude-code").state
         <PaneState.IDLE_EMPTY: 'idle_empty'>
     """
-    plain = _trim([_SGR.sub("", line) for line in lines])
+    plain = _trim([strip_sgr(line) for line in lines])
     kind = kind if kind in AGENT_KINDS else guess_kind(plain, title)
     if kind == "claude-code":
         return _read_claude(plain, title or "")
@@ -267,8 +281,8 @@ def _codex_placeholder(
     """True when the composer shows its dim placeholder rather than typed text."""
     if styled is not None:
         row = styled[idx] if idx < len(styled) else ""
-        if _SGR.sub("", row).rstrip() != lines[idx].rstrip():
-            row = next((s for s in styled if _SGR.sub("", s).startswith(_CX_PROMPT)), "")
+        if strip_sgr(row).rstrip() != lines[idx].rstrip():
+            row = next((s for s in styled if strip_sgr(s).startswith(_CX_PROMPT)), "")
         if _CX_PROMPT in row:
             after = row.split(_CX_PROMPT, 1)[1]
             return bool(_CX_DIM_AFTER_PROMPT.match(after))

@@ -17,7 +17,6 @@ the injector runs them in a worker thread.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import time
@@ -28,10 +27,10 @@ from typing import Final, Protocol
 import libtmux
 
 from relay.processes import detect_agent_kind
+from relay.tui.panestate import strip_sgr
 
 __all__ = ["PaneDriver", "PaneError", "PaneSnapshot", "TmuxPane"]
 
-_SGR: Final = re.compile(r"\x1b\[[0-9;:?]*[A-Za-z]")
 _HEADER: Final = "relay-pane:"
 _KIND_RECHECK_S: Final = 5.0
 
@@ -89,7 +88,7 @@ class TmuxPane:
         pid, _, rest = out[0][len(_HEADER) :].partition("|")
         in_mode, _, title = rest.partition("|")
         styled = tuple(out[1:])
-        plain = tuple(_SGR.sub("", line) for line in styled)
+        plain = tuple(strip_sgr(line) for line in styled)
         if self._kind is None and pid.isdigit():
             now = time.monotonic()
             # No agent found yet (a shell, or an agent still starting): look again now and
