@@ -30,6 +30,7 @@ import httpx
 from httpx_sse import aconnect_sse
 
 from relay.protocol import (
+    ErrorBody,
     GroupCreated,
     GroupInfo,
     Joined,
@@ -138,11 +139,11 @@ def _raise_for_error(response: httpx.Response) -> None:
         return
     code, message = "http_error", response.reason_phrase or "request failed"
     try:
-        body = response.json()
-        code = str(body["error"]["code"])
-        message = str(body["error"]["message"])
-    except (ValueError, KeyError, TypeError):
+        error = ErrorBody.model_validate_json(response.content).error
+    except ValueError:  # not the relay's error shape (a proxy's page, say)
         pass
+    else:
+        code, message = error.code, error.message
     error_type = AuthError if response.status_code in (401, 403) else ApiError
     raise error_type(response.status_code, code, message)
 

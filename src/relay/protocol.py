@@ -212,6 +212,14 @@ class ErrorInfo(_Wire):
 
 
 class ErrorBody(_Wire):
-    """Every `/v1` error: `{"error": {"code": ..., "message": ...}}`."""
+    """Every `/v1` error: `{"error": {"code": ..., "message": ...}}`.
+
+    >>> ErrorBody.of("not_found", "no group named 'x'").model_dump()
+    {'error': {'code': 'not_found', 'message': "no group named 'x'"}}
+    """
 
     error: ErrorInfo
+
+    @classmethod
+    def of(cls, code: str, message: str) -> ErrorBody:
+        return cls(error=ErrorInfo(code=code, message=message))

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from relay.protocol import StreamNotice
 from relay.server.auth import bearer_token
 from relay.server.errors import BadRequest, RateLimited, RelayServerError, Unavailable
 from relay.server.hub import Subscription, encode_frame
@@ -94,11 +95,12 @@ async def events_endpoint(request: Request) -> Response:
     if last_id is not None:
         oldest = relay.state.oldest_event_id
         if last_id < oldest - 1:
-            text = (
-                f'{{"code":"replay_truncated","message":"events after {last_id} up to {oldest - 1} '
-                f'are no longer kept for replay; read them with get_history"}}'
+            truncated = StreamNotice(
+                code="replay_truncated",
+                message=f"events after {last_id} up to {oldest - 1} are no longer kept "
+                "for replay; read them with get_history",
             )
-            notice = encode_frame(oldest - 1, "notice", text)
+            notice = encode_frame(oldest - 1, "notice", truncated.model_dump_json())
         backlog = relay.state.events_after(peer.id, last_id)
     sub = relay.hub.subscribe(peer.id, backlog, caller.token_hash)
     hub = relay.hub

@@ -26,7 +26,6 @@ another request.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from typing import Any, ClassVar, Final
 
@@ -34,6 +33,8 @@ import h11
 from uvicorn.config import Config
 from uvicorn.protocols.http.h11_impl import STATUS_PHRASES, H11Protocol
 from uvicorn.server import ServerState
+
+from relay.protocol import ErrorBody
 
 __all__ = ["HEAD_LIMIT", "RelayH11Protocol", "StrictConnection", "head_problem"]
 
@@ -109,7 +110,7 @@ def _error_bytes(status: int, code: str, message: str) -> bytes:
     Written to the transport directly: h11 cannot send a response while it has not
     accepted a request head, and the connection ends right after.
     """
-    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    body = ErrorBody.of(code, message).model_dump_json().encode()
     head = (
         f"HTTP/1.1 {status} {STATUS_PHRASES[status].decode()}\r\n"
         "content-type: application/json\r\n"

@@ -14,12 +14,13 @@ from collections.abc import Callable, Iterable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
+from relay.protocol import EventType
 from relay.server.state import Event
 
 __all__ = ["Hub", "Subscription", "encode_frame"]
 
 
-def encode_frame(event_id: int, kind: str, data: str) -> bytes:
+def encode_frame(event_id: int, kind: EventType, data: str) -> bytes:
     """One SSE frame. `data` is single-line JSON, so one `data:` line suffices."""
     return f"id: {event_id}\nevent: {kind}\ndata: {data}\n\n".encode()
 

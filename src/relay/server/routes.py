@@ -17,6 +17,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from relay.protocol import ErrorBody
 from relay.server.auth import bearer_token
 from relay.server.errors import BadRequest, Forbidden, RateLimited, RelayServerError, TooLarge
 from relay.server.relay import Caller, Relay
@@ -36,9 +37,8 @@ def error_response(exc: RelayServerError) -> JSONResponse:
         headers["Retry-After"] = str(max(1, round(exc.retry_after)))
     if exc.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="relay"'
-    return JSONResponse(
-        {"error": {"code": exc.code, "message": exc.message}}, exc.status, headers=headers
-    )
+    body = ErrorBody.of(exc.code, exc.message)
+    return JSONResponse(body.model_dump(), exc.status, headers=headers)
 
 
 def _relay(request: Request) -> Relay:

@@ -21,7 +21,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-from relay.protocol import Message, Peer, name_key
+from relay.protocol import EventType, Message, Peer, name_key
 from relay.server.errors import Conflict, NotFound
 from relay.server.records import (
     CursorMoved,
@@ -112,7 +112,7 @@ class Event:
     """Something the peers in `audience` learn, with id = the record's log id."""
 
     id: int
-    type: str
+    type: EventType
     data: str
     """JSON text, encoded once for every recipient."""
     audience: frozenset[str]
@@ -508,7 +508,7 @@ def _about(peer: PeerState) -> dict[str, Any]:
 
 def _event(
     log_id: int,
-    kind: str,
+    kind: EventType,
     data: dict[str, Any],
     audience: Iterable[str],
     subject_groups: Iterable[str] | None = None,

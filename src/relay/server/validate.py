@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import re2
 
-from relay.protocol import KINDS, is_group_name, is_peer_name
+from relay.protocol import KINDS, MAX_NAME_LENGTH, is_group_name, is_peer_name
 from relay.server.errors import BadRequest, TooLarge
 from relay.server.state import Pattern
 
@@ -144,7 +144,7 @@ def _shown(value: object) -> str:
 def check_group_name(name: object) -> str:
     if not isinstance(name, str) or not is_group_name(name):
         raise BadRequest(
-            f"invalid group name {_shown(name)}: use 1-64 of a-z, 0-9, '_' and '-', "
+            f"invalid group name {_shown(name)}: use 1-{MAX_NAME_LENGTH} of a-z, 0-9, '_' and '-', "
             "starting with a letter or digit"
         )
     return name
@@ -153,7 +153,8 @@ def check_group_name(name: object) -> str:
 def check_peer_name(name: object) -> str:
     if not isinstance(name, str) or not is_peer_name(name):
         raise BadRequest(
-            f"invalid peer name {_shown(name)}: use 1-64 of letters, digits, '_', '.' and '-', "
+            f"invalid peer name {_shown(name)}: use 1-{MAX_NAME_LENGTH} of letters, digits, "
+            "'_', '.' and '-', "
             "starting with a letter or digit"
         )
     return name
