@@ -26,7 +26,7 @@ from relay.connect.claude import SCOPES
 from relay.connect.configfiles import Manifest, uninstall
 from relay.connect.connector import Connector, pending_path_for
 from relay.connect.discovery import discover
-from relay.connect.errors import ConnectError
+from relay.connect.errors import ConnectError, run_main
 from relay.connect.tmux import Tmux
 from relay.connect.wizard import Flags, InquirerPrompter, Wizard
 from relay.credentials import CredentialStore
@@ -118,7 +118,10 @@ def run(argv: Sequence[str] | None = None, *, interactive: bool | None = None) -
         agent_command=args.agent_command,
         sidebar=not args.no_sidebar,
     )
-    results = asyncio.run(connector.connect(request, found))
+    try:
+        results = asyncio.run(connector.connect(request, found))
+    except RelayError as exc:
+        raise ConnectError(f"the relay said: {exc}") from exc
     for done in results:
         where = f"sidebar {done.sidebar}" if done.sidebar else "no sidebar"
         print(f"{done.pane_id}: connected as {done.name!r} in group {done.group!r} ({where})")
@@ -136,17 +139,7 @@ def run(argv: Sequence[str] | None = None, *, interactive: bool | None = None) -
 
 def main() -> None:
     """Console entry point of `relay-connect`."""
-    try:
-        status = run()
-    except ConnectError as exc:
-        print(terminal_safe(f"relay-connect: {exc}"), file=sys.stderr)
-        status = 1
-    except RelayError as exc:
-        print(terminal_safe(f"relay-connect: the relay said: {exc}"), file=sys.stderr)
-        status = 1
-    except KeyboardInterrupt:
-        status = 130
-    sys.exit(status)
+    run_main("relay-connect", run)
 
 
 if __name__ == "__main__":

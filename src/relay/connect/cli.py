@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from relay.connect import paneauth
-from relay.connect.errors import ConnectError
+from relay.connect.errors import ConnectError, run_main
 from relay.credentials import CredentialStore
 from relay.sinks import terminal_safe
 
@@ -145,15 +145,7 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 def main() -> None:
     """Console entry point of `relay`."""
-    try:
-        status = run()
-    except ConnectError as exc:
-        print(terminal_safe(f"relay: {exc}"), file=sys.stderr)
-        status = 1
-
-    except KeyboardInterrupt:
-        status = 130
-    sys.exit(status)
+    run_main("relay", run)
 
 
 if __name__ == "__main__":

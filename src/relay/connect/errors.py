@@ -12,11 +12,19 @@ Every one of them reaches a human, so each says what was wrong and what to do::
 `ConnectError` and `LocalFileError` are defined in `relay.errors`, beside the
 credentials and local files that raise them (the sidebar reads those too), and
 are exported here with the rest of the tree.
+
+`run_main()` is the one place where they reach the human: both console scripts'
+`main` is `run_main(PROGRAM, run)`.
 """
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+from typing import NoReturn
+
 from relay.errors import ConnectError, LocalFileError
+from relay.sinks import terminal_safe
 
 __all__ = [
     "ConfigFileError",
@@ -25,6 +33,7 @@ __all__ = [
     "LocalFileError",
     "MissingOption",
     "TmuxError",
+    "run_main",
 ]
 
 
@@ -55,3 +64,20 @@ class ConfigFileError(ConnectError):
 
 class TmuxError(ConnectError):
     """tmux is not there, or the pane/window asked for does not exist."""
+
+
+def run_main(program: str, run: Callable[[], int]) -> NoReturn:
+    """Exit with the status `run()` returns.
+
+    A `ConnectError` becomes one line on stderr, `<program>: <message>`, through
+    `terminal_safe` (the message may quote the relay or a damaged file), and status 1;
+    Ctrl-C is status 130. Anything else is a bug and keeps its traceback.
+    """
+    try:
+        status = run()
+    except ConnectError as exc:
+        print(terminal_safe(f"{program}: {exc}"), file=sys.stderr)
+        status = 1
+    except KeyboardInterrupt:
+        status = 130
+    sys.exit(status)
