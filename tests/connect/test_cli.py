@@ -357,6 +357,22 @@ def test_secrets_are_never_asked_for_without_a_terminal(home: Home) -> None:
     assert "--secret-file (or RELAY_JOIN_SECRET)" in joined.stderr
 
 
+def test_a_secret_file_that_is_missing_or_empty_is_one_line_not_a_traceback(
+    home: Home, tmp_path: Path
+) -> None:
+    missing, empty = tmp_path / "missing", tmp_path / "empty"
+    empty.write_text(" \n")
+    server = ("--server", "http://127.0.0.1:9")
+    created = _relay(home, *server, "groups", "create", "g", "--operator-token-file", str(missing))
+    assert created.returncode == 1
+    assert created.stderr == f"relay: --operator-token-file {missing}: No such file or directory\n"
+    joined = _relay(
+        home, *server, "groups", "join", "g", "--name", "n", "--secret-file", str(empty)
+    )
+    assert joined.returncode == 1
+    assert joined.stderr == f"relay: --secret-file {empty} is empty\n"
+
+
 def test_operator_revokes_a_peer_and_rotates_a_join_secret(
     home: Home, relay_server: RunningServer, team: str, tmp_path: Path
 ) -> None:

@@ -23,7 +23,12 @@ from pathlib import Path
 from relay.client import RelayClient, StreamEvent
 from relay.connect.doctor import run_checks
 from relay.connect.errors import ConnectError, CredentialsMissing, MissingOption
-from relay.connect.wizard import ENV_JOIN_SECRET, ENV_OPERATOR_TOKEN
+from relay.connect.secretfiles import (
+    ENV_JOIN_SECRET,
+    ENV_OPERATOR_TOKEN,
+    read_secret,
+    read_secret_file,
+)
 from relay.credentials import Credential, CredentialStore, normalise_server
 from relay.protocol import Message, Peer
 from relay.sinks import terminal_safe
@@ -77,10 +82,9 @@ def _need(identity: Identity) -> tuple[str, str]:
 
 
 def _secret(path: Path | None, env: str, flag: str, what: str) -> str:
-    if path is not None:
-        return path.read_text(encoding="utf-8").strip()
-    value = os.environ.get(env, "").strip()
-    if value:
+    """The secret from `path` or `env` (`secretfiles.read_secret`), else a hidden prompt."""
+    value = read_secret(path, flag, env, os.environ)
+    if value is not None:
         return value
     if not sys.stdin.isatty():
         raise MissingOption(f"{flag} (or {env})", what)
@@ -252,7 +256,7 @@ async def cmd_token(args: argparse.Namespace, ident: Identity, store: Credential
             else:
                 _say(new)
             return 0
-        target = args.token_file.read_text().strip() if args.token_file else None
+        target = read_secret_file(args.token_file, "--token-file") if args.token_file else None
         await client.revoke_token(target)
     if target is None and ident.cred is not None:
         store.remove(server, ident.cred.key)

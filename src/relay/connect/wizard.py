@@ -8,7 +8,7 @@ or the operator token to create it), which pane(s), each pane's peer name
 When it may not ask (stdin is not a terminal), or `--yes` says take the
 defaults, a value with a default is taken and a value without one raises
 `MissingOption` naming the flag. Secrets come from a file, an environment
-variable or a hidden prompt, never from a flag's value.
+variable or a hidden prompt, never from a flag's value (`secretfiles.py`).
 
 The questions go through a `Prompter`; `InquirerPrompter` asks with
 InquirerPy, and tests drive it through prompt_toolkit's pipe input.
@@ -26,13 +26,12 @@ from typing import Literal, Protocol
 from relay.connect.claude import SCOPES, Scope
 from relay.connect.discovery import AgentPane
 from relay.connect.errors import ConnectError, MissingOption
+from relay.connect.secretfiles import ENV_JOIN_SECRET, ENV_OPERATOR_TOKEN, read_secret
 from relay.credentials import normalise_server
 from relay.processes import AgentKind
 from relay.protocol import is_group_name, is_peer_name
 
 __all__ = [
-    "ENV_JOIN_SECRET",
-    "ENV_OPERATOR_TOKEN",
     "ConnectRequest",
     "Flags",
     "InquirerPrompter",
@@ -43,8 +42,6 @@ __all__ = [
     "default_name",
 ]
 
-ENV_JOIN_SECRET = "RELAY_JOIN_SECRET"
-ENV_OPERATOR_TOKEN = "RELAY_OPERATOR_TOKEN"
 AGENT_KINDS: dict[str, AgentKind] = {"claude": "claude-code", "codex": "codex"}
 Validator = Callable[[str], str | None]
 """Returns None when the answer is fine, else what is wrong with it."""
@@ -174,16 +171,6 @@ def _check_name(value: str) -> str | None:
     return None if is_peer_name(value) else "letters, digits, _ . and - (max 64)"
 
 
-def _read_secret_file(path: Path, flag: str) -> str:
-    try:
-        value = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ConnectError(f"{flag} {path}: {exc.strerror}") from exc
-    if not value:
-        raise ConnectError(f"{flag} {path} is empty")
-    return value
-
-
 class Wizard:
     """Resolves `Flags` into a `ConnectRequest`, asking `prompter` when `interactive`."""
 
@@ -245,10 +232,10 @@ class Wizard:
         return normalise_server(server)
 
     def _secret(self, flags: Flags, group: str) -> tuple[Secret, bool]:
-        operator = self._from(
-            flags.operator_token_file, "--operator-token-file", ENV_OPERATOR_TOKEN
+        operator = read_secret(
+            flags.operator_token_file, "--operator-token-file", ENV_OPERATOR_TOKEN, self.environ
         )
-        join = self._from(flags.secret_file, "--secret-file", ENV_JOIN_SECRET)
+        join = read_secret(flags.secret_file, "--secret-file", ENV_JOIN_SECRET, self.environ)
         if flags.create or (operator and not join):
             if operator:
                 return Secret("operator", operator), flags.create
@@ -270,11 +257,6 @@ class Wizard:
         if how == "create":
             return Secret("operator", self.prompter.secret("Operator token")), True
         return Secret("join", self.prompter.secret(f"Join secret of {group}")), False
-
-    def _from(self, path: Path | None, flag: str, env: str) -> str | None:
-        if path is not None:
-            return _read_secret_file(path, flag)
-        return self.environ.get(env, "").strip() or None
 
     def _panes(self, flags: Flags, found: Sequence[AgentPane]) -> list[PaneChoice]:
         if flags.new:
