@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.harness.waiting import wait_for
+from tests.harness.waiting import eventually
 
 __all__ = ["RunningServer", "make_peer", "start_server", "wait_until"]
 
@@ -34,8 +34,8 @@ def wait_until(
     interval: float = 0.02,
     what: str = "",
 ) -> None:
-    """Poll `condition` until it is truthy, or fail after `timeout` seconds."""
-    wait_for(condition, timeout, what or repr(condition), interval)
+    """Poll `condition` until it is truthy, or fail after `timeout` seconds (`eventually`)."""
+    eventually(condition, timeout=timeout, what=what or repr(condition), interval=interval)
 
 
 @dataclass

@@ -20,7 +20,6 @@ import signal
 import socket
 import ssl
 import subprocess
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ import pytest
 
 from relay.client import RelayClient
 from tests.conftest import RunningServer, start_server
+from tests.harness.waiting import eventually
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -61,11 +61,7 @@ def wait_until(
     condition: Callable[[], bool], *, timeout: float, what: str, interval: float = 0.02
 ) -> None:
     """Poll `condition` until it holds; fail the test with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
+    eventually(condition, timeout=timeout, what=what, interval=interval)
 
 
 def answers(url: str, *, verify: ssl.SSLContext | bool = True) -> bool:

@@ -10,7 +10,6 @@ twice. The clients are the project's own `RelayClient.events()`, as the sidebar 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import signal
 import time
@@ -21,6 +20,7 @@ import pytest
 
 from relay.client import ApiError, Backoff, RelayClient, ServerUnreachable, StreamState
 from tests.deploy.conftest import Relays, join_peers
+from tests.harness.waiting import eventually_async
 
 STREAMS = 100
 DRAIN_S = 5.0
@@ -45,13 +45,7 @@ class Listener:
 async def _wait(
     condition: Callable[[], bool], arrived: asyncio.Event, what: str, within: float
 ) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {within} s waiting for {what}")
-        arrived.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(arrived.wait(), timeout=0.1)
+    await eventually_async(condition, timeout=within, what=what, interval=0.1, wake=arrived)
 
 
 def _open_streams(metrics: str) -> float:
@@ -102,10 +96,7 @@ async def test_sigterm_with_100_streams_drains_in_time_and_every_client_resumes(
             async def all_open() -> bool:
                 return _open_streams(await operator.metrics()) >= STREAMS
 
-            deadline = time.monotonic() + 30
-            while not await all_open():
-                assert time.monotonic() < deadline, "100 streams never opened"
-                await asyncio.sleep(0.05)  # polling a metric with a deadline
+            await eventually_async(all_open, timeout=30, what="100 streams to open", interval=0.05)
 
         for i in range(5):
             await post(f"before-{i}")

@@ -12,7 +12,6 @@ certificate.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import statistics
 import time
@@ -25,6 +24,7 @@ from httpx_sse import aconnect_sse
 from relay.client import Backoff, RelayClient, StreamState
 from tests.conftest import RunningServer
 from tests.deploy.conftest import Proxy, ProxyLauncher, Relays, join_peers, wait_until
+from tests.harness.waiting import eventually_async
 
 SAMPLES = 20
 ADDED_LATENCY_MEDIAN_S = 0.010
@@ -144,13 +144,14 @@ async def test_client_resumes_without_loss_after_the_proxy_reloads(
                 arrived.set()
 
     async def until(condition: str, check: Callable[[], bool]) -> None:
-        deadline = time.monotonic() + 15
-        while not check():
-            if time.monotonic() > deadline:
-                pytest.fail(f"timed out waiting for {condition}; got {texts}, {states}")
-            arrived.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(arrived.wait(), timeout=0.05)
+        await eventually_async(
+            check,
+            timeout=15,
+            what=condition,
+            interval=0.05,
+            wake=arrived,
+            describe=lambda: f"got {texts}, {states}",
+        )
 
     def connects() -> int:
         return sum(1 for s in states if s.state == "connected")

@@ -12,7 +12,6 @@ embedded engine alone, for cases that do not depend on the engine.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import subprocess
 import uuid
@@ -24,6 +23,7 @@ import httpx
 import pytest
 
 from tests.conftest import RunningServer, start_server
+from tests.harness.waiting import eventually_async
 from tests.server.nats_helpers import NatsServer, nats_server_session
 
 __all__ = ["Api", "error_of", "nats_server_session", "until"]
@@ -143,11 +143,16 @@ def error_of(response: httpx.Response) -> dict[str, str]:
 
 async def until(read: Callable[[], Awaitable[float]], value: float, timeout: float = 10.0) -> None:
     """Await `read()` until it returns `value`, or fail after `timeout` seconds."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        got = await read()
-        if got == value:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"still {got}, not {value}, after {timeout} s")
-        await asyncio.sleep(0.02)
+    last: list[float] = []
+
+    async def reached() -> bool:
+        last[:] = [await read()]
+        return last[0] == value
+
+    await eventually_async(
+        reached,
+        timeout=timeout,
+        what=f"the value {value}",
+        interval=0.02,
+        describe=lambda: f"still {last[0]}, not {value}",
+    )
