@@ -9,7 +9,8 @@ One path for a write, start to end:
                                           callback before `append` returns, or by the
                                           follower task for a shared (NATS) log
           RelayState.apply(...)           the state changes, an event may be made
-          on_applied(record, applied)     the event goes to streams and waiters
+          Hub.publish(event)              the event goes to every open stream of its
+          Arrivals.arrived(...)           audience, and wakes their waiting calls
       → the committer's `_Pending`        its outcome (or the refusal) comes back
 
 A record committed here is matched to its committer by its bytes (`_mine`), so it
@@ -25,13 +26,14 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from relay.server.arrivals import Arrivals
 from relay.server.engines import Engine, LocalEngine
 from relay.server.errors import RelayServerError, Unavailable
+from relay.server.hub import Hub
 from relay.server.metrics import Metrics
-from relay.server.records import Record, decode, encode
+from relay.server.records import MessagePosted, PeerRevoked, Record, TokenRevoked, decode, encode
 from relay.server.state import Applied, RelayState
 
 __all__ = ["Journal"]
@@ -53,17 +55,13 @@ class Journal:
     """Commits records to `engine` and applies the log to `state` in order."""
 
     def __init__(
-        self,
-        engine: Engine,
-        state: RelayState,
-        metrics: Metrics,
-        on_applied: Callable[[Record, Applied], None],
+        self, engine: Engine, state: RelayState, metrics: Metrics, hub: Hub, arrivals: Arrivals
     ) -> None:
-        """`on_applied` hears of every record applied after start-up (not the replay)."""
         self.engine = engine
         self.state = state
         self.metrics = metrics
-        self._on_applied = on_applied
+        self.hub = hub
+        self.arrivals = arrivals
         self._mine: dict[bytes, deque[_Pending]] = {}
         """Records being committed here, by their bytes (identical ones queue up)."""
         self._follower: asyncio.Task[None] | None = None
@@ -138,9 +136,24 @@ class Journal:
                 pending.outcome.set_exception(exc)
             return
         if live:
-            self._on_applied(record, applied)
+            self._deliver(record, applied)
         if pending is not None and not pending.outcome.done():
             pending.outcome.set_result(applied)
+
+    def _deliver(self, record: Record, applied: Applied) -> None:
+        """Tell the streams and waiting calls of this process what the record did."""
+        # Streams opened with a revoked credential end now, on every instance.
+        if isinstance(record, TokenRevoked):
+            self.hub.close_token(record.token_hash)
+        elif isinstance(record, PeerRevoked):
+            self.hub.close_peer(record.peer_id)
+        event = applied.event
+        if event is None:
+            return
+        self.hub.publish(event)
+        if isinstance(record, MessagePosted):
+            self.metrics.messages += 1
+            self.arrivals.arrived(event.audience, record.from_id)
 
     def _claim(self, raw: bytes) -> _Pending | None:
         """The oldest commit of these bytes by this process, now that the log has them."""

@@ -2,9 +2,9 @@
 
 An operation checks a request against the state (`validate`, `_member`), checks its
 limit (`limits.Limiter`), turns it into a log record and commits it through the
-`Journal`, which returns once the record is durable and applied, and answers with
-what it made. Applied records reach live streams through the hub and waiting calls
-through `Arrivals` (`_applied`); presence is `Presence`'s.
+`Journal`, which returns once the record is durable, applied and delivered to the
+live streams (`Hub`) and waiting calls (`Arrivals`), and answers with what it made.
+Presence is `Presence`'s.
 
 Both front ends (`mcp_tools`, `routes`) call these methods with the `Caller` the
 bearer token resolved to; nothing here trusts a name from a request.
@@ -60,12 +60,11 @@ from relay.server.records import (
     MessagePosted,
     PeerRevoked,
     PeerUpdated,
-    Record,
     SecretRotated,
     TokenAdded,
     TokenRevoked,
 )
-from relay.server.state import Applied, HistoryQuery, PeerState, RelayState
+from relay.server.state import HistoryQuery, PeerState, RelayState
 from relay.server.validate import (
     PROFILE_LIMITS,
     check_filter,
@@ -127,15 +126,15 @@ class Relay:
         self.count_connections: Callable[[], int] = lambda: 0
         """Open HTTP connections, for /metrics; the server that runs the app sets it."""
         self.state = RelayState(event_window=config.event_window)
-        self.journal = Journal(engine, self.state, self.metrics, self._applied)
         self.hub = Hub(
             queue_size=config.stream_queue,
             on_presence=lambda peer_id, live: self.presence.streams_changed(peer_id, live),
             groups_of=self._groups_of,
         )
+        self.arrivals = Arrivals(config.max_waits_per_peer)
+        self.journal = Journal(engine, self.state, self.metrics, self.hub, self.arrivals)
         self.presence = Presence(self.state, self.hub, self.journal.commit, clock)
         self.limits = Limiter(config, self.metrics, clock)
-        self.arrivals = Arrivals(config.max_waits_per_peer)
         self._operator_hash = auth.hash_secret(operator_token)
         self._scans = asyncio.Semaphore(MAX_FILTER_SCANS)
         self._closing = False
@@ -167,21 +166,6 @@ class Relay:
         self.begin_shutdown()
         await self.presence.close()
         await self.journal.close()
-
-    def _applied(self, record: Record, applied: Applied) -> None:
-        """A record was applied to the log after start-up: tell whoever must hear of it."""
-        # Streams opened with a revoked credential end now, on every instance.
-        if isinstance(record, TokenRevoked):
-            self.hub.close_token(record.token_hash)
-        elif isinstance(record, PeerRevoked):
-            self.hub.close_peer(record.peer_id)
-        event = applied.event
-        if event is None:
-            return
-        self.hub.publish(event)
-        if isinstance(record, MessagePosted):
-            self.metrics.messages += 1
-            self.arrivals.arrived(event.audience, record.from_id)
 
     # -- authentication -------------------------------------------------------------
 
