@@ -99,14 +99,6 @@ class Credential:
     peer: str
     group: str
     kind: str = "other"
-    agent_pid: int = 0
-    """The agent process found in the pane when it was connected (0: none)."""
-
-    def public(self) -> dict[str, Any]:
-        """Everything but the token, for printing."""
-        data = asdict(self)
-        del data["token"]
-        return data
 
 
 CREDENTIALS_FILE = "relay credentials file"
@@ -114,7 +106,9 @@ STATE_FILE = "relay state file"
 _VERSION = 1
 _TEXT_FIELDS = ("server", "key", "token", "peer", "group", "kind")
 _REQUIRED = ("server", "key", "token", "peer", "group")
-_FIELDS = frozenset({*_TEXT_FIELDS, "agent_pid"})
+_LEGACY = "agent_pid"
+"""Written (always 0) by relay 0.1.0 and never read: still checked, then dropped."""
+_FIELDS = frozenset({*_TEXT_FIELDS, _LEGACY})
 
 
 def _credential_from_json(item: Any, where: str) -> Credential:
@@ -133,10 +127,10 @@ def _credential_from_json(item: Any, where: str) -> Credential:
     empty = [name for name in _REQUIRED if not item[name]]
     if empty:
         raise ValueError(f"{where} has an empty {', '.join(empty)}")
-    pid = item.get("agent_pid", 0)
+    pid = item.get(_LEGACY, 0)
     if isinstance(pid, bool) or not isinstance(pid, int) or pid < 0:
-        raise ValueError(f"{where}.agent_pid is not a process id (a whole number, 0 or more)")
-    return Credential(**item)
+        raise ValueError(f"{where}.{_LEGACY} is not a process id (a whole number, 0 or more)")
+    return Credential(**{name: value for name, value in item.items() if name != _LEGACY})
 
 
 def _credentials_from_json(data: dict[str, Any]) -> list[Credential]:

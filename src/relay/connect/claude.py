@@ -27,7 +27,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from relay.connect.configfiles import Change, ConfigFile
+from relay.connect.configfiles import Change
 from relay.connect.edits import append_item, set_path
 
 __all__ = [
@@ -105,10 +105,6 @@ def hook_changes(relay_cmd: str) -> list[Change]:
         partial(append_item, path=("hooks", event), item=hook_group(relay_cmd, status))
         for event, status in HOOK_EVENTS.items()
     ]
-
-
-def installed_files(paths: ClaudePaths, scope: Scope, cwd: Path) -> list[ConfigFile]:
-    return [ConfigFile(paths.mcp_file(scope, cwd)), ConfigFile(paths.settings)]
 
 
 def restart_hint(pane: str) -> str:

@@ -278,7 +278,7 @@ async def _revoke_peer(args: argparse.Namespace, ident: Identity) -> int:
     return 0
 
 
-async def cmd_doctor(args: argparse.Namespace, ident: Identity) -> int:
+async def cmd_doctor(ident: Identity) -> int:
     checks = await run_checks(os.environ, ident.server, ident.cred, ident.token, Path.cwd())
     for check in checks:
         _say(check.render())
@@ -302,5 +302,5 @@ async def dispatch(args: argparse.Namespace, store: CredentialStore) -> int:
         case "token":
             return await cmd_token(args, ident, store)
         case "doctor":
-            return await cmd_doctor(args, ident)
+            return await cmd_doctor(ident)
     raise ConnectError(f"unknown command {args.command}")

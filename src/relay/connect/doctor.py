@@ -61,7 +61,7 @@ def _tls_cause(exc: BaseException) -> ssl.SSLError | None:
     return None
 
 
-async def _server_checks(server: str, cred: Credential | None, token: str | None) -> list[Check]:
+async def _server_checks(server: str, token: str | None) -> list[Check]:
     checks: list[Check] = []
     parts = urlsplit(server)
     if parts.scheme == "http" and not _is_loopback(parts.hostname or ""):
@@ -226,7 +226,7 @@ async def run_checks(
         fix = "pass --server URL, or run relay-connect once"
         checks.append(Check("server", False, "no relay server URL known", fix))
         return checks
-    checks += await _server_checks(server, cred, token)
+    checks += await _server_checks(server, token)
     kind = cred.kind if cred else "claude-code"
     if kind == "codex":
         checks += codex_checks(environ, server)

@@ -30,8 +30,6 @@ _FIELDS: Final = (
     "pane_index",
     "window_id",
     "pane_current_path",
-    "pane_width",
-    "window_width",
 )
 
 
@@ -46,8 +44,6 @@ class PaneRow:
     pane_index: str
     window_id: str
     current_path: str
-    width: int
-    window_width: int
 
     @property
     def target(self) -> str:
@@ -62,8 +58,6 @@ class Tmux:
         if shutil.which("tmux") is None:
             raise TmuxError("tmux is not installed: install it (e.g. apt install tmux)")
         self.server = libtmux.Server(socket_name=socket_name, socket_path=socket_path)
-        self.socket_name = socket_name
-        self.socket_path = socket_path
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], socket_name: str | None = None) -> Tmux:
@@ -94,27 +88,9 @@ class Tmux:
             parts = line.split(_SEP)
             if len(parts) != len(_FIELDS):
                 continue
-            pane_id, pid, session, win, pane, win_id, path, width, win_width = parts
-            rows.append(
-                PaneRow(
-                    pane_id,
-                    int(pid or 0),
-                    session,
-                    win,
-                    pane,
-                    win_id,
-                    path,
-                    int(width or 0),
-                    int(win_width or 0),
-                )
-            )
+            pane_id, pid, session, win, pane, win_id, path = parts
+            rows.append(PaneRow(pane_id, int(pid or 0), session, win, pane, win_id, path))
         return rows
-
-    def pane(self, pane_id: str) -> PaneRow:
-        for row in self.panes():
-            if row.pane_id == pane_id:
-                return row
-        raise TmuxError(f"no tmux pane {pane_id}: list panes with `tmux list-panes -a`")
 
     def split_right(
         self, target: str, width: str, command: str, env: Mapping[str, str] | None = None
@@ -146,6 +122,3 @@ class Tmux:
         for name, value in env.items():
             args += ["-e", f"{name}={value}"]
         self.run(*args, command)
-
-    def capture(self, pane_id: str) -> str:
-        return "\n".join(self.run("capture-pane", "-p", "-t", pane_id))

@@ -55,9 +55,6 @@ class Conversation:
     def __contains__(self, message_id: object) -> bool:
         return message_id in self._by_id
 
-    def get(self, message_id: str) -> Message | None:
-        return self._by_id.get(message_id)
-
     def is_mine(self, message: Message) -> bool:
         return message.from_ == self.me
 
