@@ -35,14 +35,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "relay.connect.connector": _UNEXPORTED + "pending_path_for",
     "relay.connect.discovery": _UNEXPORTED + "is_sidebar_for",
     "relay.connect.doctor": _UNEXPORTED + "claude_checks, codex_checks",
-    "relay.server": "relay/server/__init__.py has no __all__",
-    "relay.server.__main__": _UNEXPORTED + "serve",
-    "relay.server.config": _UNEXPORTED + "build_parser",
-    "relay.server.edge": _UNEXPORTED + "MethodNotAllowed, Misdirected",
-    "relay.server.mcp_tools": _UNEXPORTED + "the 13 tool functions (register, whoami, ...), "
-    "reached through the MCP server, not by import: underscore them or list them",
-    "relay.server.routes": _UNEXPORTED + "the 15 endpoint handlers (healthz, me, ...), "
-    "reached through routes(), not by import: underscore them or list them",
     "relay.tui.__main__": _UNEXPORTED + "injector_settings",
     "relay.tui.widgets": _UNEXPORTED
     + "counters_text, indicator_text, message_renderable, name_style",

@@ -34,7 +34,7 @@ from relay.server.hosts import HostPolicy
 from relay.server.httpserver import HEAD_LIMIT, RelayH11Protocol
 from relay.server.relay import Relay
 
-__all__ = ["main"]
+__all__ = ["main", "serve"]
 
 log = logging.getLogger("relay.server")
 

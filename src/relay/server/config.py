@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-__all__ = ["ConfigError", "ServerConfig", "default_data_dir"]
+__all__ = ["ConfigError", "ServerConfig", "build_parser", "default_data_dir"]
 
 ENGINES: Final = ("sqlite", "memory", "nats")
 

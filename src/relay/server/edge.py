@@ -61,14 +61,14 @@ def mcp_body_limit(config: ServerConfig) -> int:
     return max(MCP_BODY_FLOOR, 6 * config.max_message_bytes + 64 * 1024)
 
 
-class Misdirected(RelayServerError):
+class _Misdirected(RelayServerError):
     """421: the request named a host this relay does not answer to."""
 
     status = 421
     default_code = "misdirected_request"
 
 
-class MethodNotAllowed(RelayServerError):
+class _MethodNotAllowed(RelayServerError):
     status = 405
     default_code = "method_not_allowed"
 
@@ -108,11 +108,11 @@ class HostOriginGuard:
         hosts = [value for name, value in headers if name == b"host"]
         origins = [value for name, value in headers if name == b"origin"]
         if len(hosts) != 1:
-            return Misdirected("a request needs exactly one Host header")
+            return _Misdirected("a request needs exactly one Host header")
         host = hosts[0].decode("latin-1")
         if not self.policy.host_allowed(host):
             log.warning("refused a request for Host %r: not in --allowed-hosts", _preview(host))
-            return Misdirected(
+            return _Misdirected(
                 f"this relay does not answer to Host {_preview(host)!r}; the operator "
                 "can allow it with --allowed-hosts (RELAY_ALLOWED_HOSTS)",
                 code="host_not_allowed",
@@ -206,7 +206,7 @@ def error_handlers(routes: Sequence[BaseRoute]) -> Mapping[Any, ExceptionHandler
         if not allowed and isinstance(exc, HTTPException) and exc.headers:
             allowed = [m.strip() for m in exc.headers.get("Allow", "").split(",") if m.strip()]
         response = error_response(
-            MethodNotAllowed(
+            _MethodNotAllowed(
                 f"{request.method} is not allowed on {_preview(path)}; "
                 f"allowed: {', '.join(allowed)}",
             )

@@ -33,7 +33,27 @@ from relay.server.relay import Caller, Relay
 from relay.server.state import PeerState
 from relay.sinks import for_model, for_model_line
 
-__all__ = ["INSTRUCTIONS", "Call", "build_mcp", "tool"]
+__all__ = [
+    "INSTRUCTIONS",
+    "Call",
+    "build_mcp",
+    "get_history",
+    "leave_group",
+    "list_groups",
+    "list_peers",
+    "message_status",
+    "read_new_messages",
+    "register",
+    "send_dm",
+    "send_message",
+    "set_status",
+    "set_summary",
+    "tool",
+    "wait_for_messages",
+    "whoami",
+]
+"""The tools are listed too: each is a function a test (or another front end) may call
+with a `Call`, besides the MCP server that `build_mcp` makes of them."""
 
 INSTRUCTIONS: Final = """\
 You are one of several coding-agent sessions on a relay: a shared chat for a team of agents \

@@ -113,12 +113,12 @@ def _only(body: dict[str, Any], allowed: set[str]) -> None:
         )
 
 
-async def healthz(request: Request) -> Response:
+async def _healthz(request: Request) -> Response:
     relay = _relay(request)
     return JSONResponse({"status": "ok", "engine": relay.engine.name, "head": relay.state.head})
 
 
-async def metrics(request: Request) -> Response:
+async def _metrics(request: Request) -> Response:
     caller = _caller(request)
     if not caller.operator:
         raise Forbidden("/metrics needs the operator token")
@@ -133,7 +133,7 @@ async def metrics(request: Request) -> Response:
     return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
 
-async def create_group(request: Request) -> Response:
+async def _create_group(request: Request) -> Response:
     caller = _caller(request)
     body = await _body(request)
     _only(body, {"name"})
@@ -141,13 +141,13 @@ async def create_group(request: Request) -> Response:
     return JSONResponse({"group": group, "join_secret": secret}, 201)
 
 
-async def list_groups(request: Request) -> Response:
+async def _list_groups(request: Request) -> Response:
     caller = _caller(request)
     groups = _relay(request).groups_of(caller)
     return JSONResponse({"groups": [g.model_dump() for g in groups]})
 
 
-async def join_group(request: Request) -> Response:
+async def _join_group(request: Request) -> Response:
     relay = _relay(request)
     secret = bearer_token(request.headers.get("authorization"))
     body = await _body(request)
@@ -167,13 +167,13 @@ async def join_group(request: Request) -> Response:
     )
 
 
-async def me(request: Request) -> Response:
+async def _me(request: Request) -> Response:
     relay = _relay(request)
     peer = relay.require_peer(_caller(request))
     return JSONResponse({"peer": relay.public(peer).model_dump()})
 
 
-async def post_message(request: Request) -> Response:
+async def _post_message(request: Request) -> Response:
     relay = _relay(request)
     peer = relay.require_peer(_caller(request))
     body = await _body(request)
@@ -187,7 +187,7 @@ async def post_message(request: Request) -> Response:
     return JSONResponse({"message": message.wire()}, 201)
 
 
-async def group_messages(request: Request) -> Response:
+async def _group_messages(request: Request) -> Response:
     relay = _relay(request)
     caller = _caller(request)
     after_seq = _int_param(request, "after_seq", 0, 0, 2**62)
@@ -196,13 +196,13 @@ async def group_messages(request: Request) -> Response:
     return JSONResponse({"messages": [m.wire() for m in messages]})
 
 
-async def list_peers(request: Request) -> Response:
+async def _list_peers(request: Request) -> Response:
     relay = _relay(request)
     peers = relay.peers(_caller(request), request.query_params.get("group"))
     return JSONResponse({"peers": [p.model_dump() for p in peers]})
 
 
-async def set_status(request: Request) -> Response:
+async def _set_status(request: Request) -> Response:
     relay = _relay(request)
     peer = relay.require_peer(_caller(request))
     body = await _body(request)
@@ -213,19 +213,19 @@ async def set_status(request: Request) -> Response:
     return JSONResponse({"peer": updated.model_dump()})
 
 
-async def unread(request: Request) -> Response:
+async def _unread(request: Request) -> Response:
     relay = _relay(request)
     peer = relay.require_peer(_caller(request))
     return JSONResponse({"messages": [m.wire() for m in relay.unread(peer)]})
 
 
-async def create_token(request: Request) -> Response:
+async def _create_token(request: Request) -> Response:
     relay = _relay(request)
     peer = relay.require_peer(_caller(request))
     return JSONResponse({"token": await relay.add_token(peer)}, 201)
 
 
-async def revoke_token(request: Request) -> Response:
+async def _revoke_token(request: Request) -> Response:
     relay = _relay(request)
     caller = _caller(request)
     body = await _body(request)
@@ -234,14 +234,14 @@ async def revoke_token(request: Request) -> Response:
     return JSONResponse({"revoked": True})
 
 
-async def rotate_secret(request: Request) -> Response:
+async def _rotate_secret(request: Request) -> Response:
     relay = _relay(request)
     group = request.path_params["group"]
     secret = await relay.rotate_secret(_caller(request), group)
     return JSONResponse({"group": group, "join_secret": secret}, 201)
 
 
-async def revoke_peer(request: Request) -> Response:
+async def _revoke_peer(request: Request) -> Response:
     relay = _relay(request)
     params = request.path_params
     count = await relay.revoke_peer(_caller(request), params["group"], params["name"])
@@ -251,19 +251,19 @@ async def revoke_peer(request: Request) -> Response:
 def routes() -> list[Route]:
     g = _guarded
     return [
-        Route("/healthz", g(healthz), methods=["GET"]),
-        Route("/metrics", g(metrics), methods=["GET"]),
-        Route("/v1/groups", g(create_group), methods=["POST"]),
-        Route("/v1/groups", g(list_groups), methods=["GET"]),
-        Route("/v1/groups/{group}/join", g(join_group), methods=["POST"]),
-        Route("/v1/groups/{group}/messages", g(group_messages), methods=["GET"]),
-        Route("/v1/groups/{group}/secret", g(rotate_secret), methods=["POST"]),
-        Route("/v1/groups/{group}/peers/{name}/revoke", g(revoke_peer), methods=["POST"]),
-        Route("/v1/me", g(me), methods=["GET"]),
-        Route("/v1/messages", g(post_message), methods=["POST"]),
-        Route("/v1/peers", g(list_peers), methods=["GET"]),
-        Route("/v1/status", g(set_status), methods=["POST"]),
-        Route("/v1/unread", g(unread), methods=["GET"]),
-        Route("/v1/tokens", g(create_token), methods=["POST"]),
-        Route("/v1/tokens/revoke", g(revoke_token), methods=["POST"]),
+        Route("/healthz", g(_healthz), methods=["GET"]),
+        Route("/metrics", g(_metrics), methods=["GET"]),
+        Route("/v1/groups", g(_create_group), methods=["POST"]),
+        Route("/v1/groups", g(_list_groups), methods=["GET"]),
+        Route("/v1/groups/{group}/join", g(_join_group), methods=["POST"]),
+        Route("/v1/groups/{group}/messages", g(_group_messages), methods=["GET"]),
+        Route("/v1/groups/{group}/secret", g(_rotate_secret), methods=["POST"]),
+        Route("/v1/groups/{group}/peers/{name}/revoke", g(_revoke_peer), methods=["POST"]),
+        Route("/v1/me", g(_me), methods=["GET"]),
+        Route("/v1/messages", g(_post_message), methods=["POST"]),
+        Route("/v1/peers", g(_list_peers), methods=["GET"]),
+        Route("/v1/status", g(_set_status), methods=["POST"]),
+        Route("/v1/unread", g(_unread), methods=["GET"]),
+        Route("/v1/tokens", g(_create_token), methods=["POST"]),
+        Route("/v1/tokens/revoke", g(_revoke_token), methods=["POST"]),
     ]
