@@ -241,7 +241,9 @@ TOOLS: dict[str, list[str]] = {
 }
 
 
-_no_surrogates = st.text(alphabet=st.characters() | st.sampled_from(["\x1b", "\r", "\x9b"]))
+_no_surrogates = st.text(
+    alphabet=st.characters(codec="utf-8") | st.sampled_from(["\x1b", "\r", "\x9b"])
+)
 client_values = st.recursive(
     json_scalars.filter(lambda v: not (isinstance(v, str) and CONTROLS.search(v))) | _no_surrogates,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_no_surrogates, inner, max_size=4),

@@ -192,8 +192,8 @@ async def register(
         "role": role,
         "summary": summary,
     }
-    me = await relay.update_profile(call.peer, fields)
-    others = [p for p in relay.peers(call.caller) if p.name != me.name]
+    me = await relay.members.update_profile(call.peer, fields)
+    others = [p for p in relay.members.peers(call.caller) if p.name != me.name]
     online = [p for p in others if p.online]
     text = (
         f"You are {me.name!r} in group(s) {', '.join(me.groups) or '(none)'}.\n"
@@ -229,7 +229,7 @@ async def send_message(
     reply_to: Annotated[str | None, Field(description="id of the message you answer")] = None,
 ) -> ToolResult:
     """Post to a group; every other member receives it."""
-    sent = await call.relay.post(call.peer, group, message, reply_to)
+    sent = await call.relay.messages.post(call.peer, group, message, reply_to)
     return ToolResult(
         content=f"Sent to #{sent.group} as message {sent.id} (seq {sent.seq}).",
         structured_content={"message": sent.wire()},
@@ -250,7 +250,7 @@ async def send_dm(
 
     Returns each recipient's delivery state: `live` (a stream of theirs is open
     now) or `queued` (they get it when they next read)."""
-    sent, states = await call.relay.direct(call.peer, to, message, group, reply_to)
+    sent, states = await call.relay.messages.direct(call.peer, to, message, group, reply_to)
     summary = ", ".join(f"{s.name}: {s.delivery}" for s in states)
     return ToolResult(
         content=f"DM {sent.id} sent via #{sent.group} — {summary}.",
@@ -269,7 +269,7 @@ async def read_new_messages(
     """Your unread group posts and DMs, oldest first; marks them read.
 
     One call returns at most about 200 KB of text; it says when more remain."""
-    result = _messages(await call.relay.read_new(call.peer, limit), "No new messages.")
+    result = _messages(await call.relay.messages.read_new(call.peer, limit), "No new messages.")
     if limit is None and call.relay.state.unread(call.peer.id, 1):
         more = "More unread messages remain: call read_new_messages again."
         text = "".join(getattr(c, "text", "") for c in result.content)
@@ -286,7 +286,7 @@ async def wait_for_messages(
 ) -> ToolResult:
     """Block until something unread arrives or the timeout passes, then return it
     (marking it read, like read_new_messages). Use only when blocked on an answer."""
-    found = await call.relay.wait_for(call.caller, timeout_s)
+    found = await call.relay.messages.wait_for(call.caller, timeout_s)
     return _messages(found, "Nothing arrived before the timeout.")
 
 
@@ -296,7 +296,7 @@ async def list_peers(
     group: Annotated[str | None, Field(description="only this group")] = None,
 ) -> ToolResult:
     """Members of your groups: status, summary, kind, host, directory, branch, last seen."""
-    peers = call.relay.peers(call.caller, group)
+    peers = call.relay.members.peers(call.caller, group)
     return ToolResult(
         content="\n".join(_peer_line(p) for p in peers) or "No peers.",
         structured_content={"peers": [p.model_dump() for p in peers]},
@@ -327,7 +327,7 @@ async def get_history(
         "end_time": end_time,
         "limit": limit,
     }
-    found, truncated = await relay.history(call.caller, args)
+    found, truncated = await relay.messages.history(call.caller, args)
     result = _messages(found, "No messages match.")
     if not truncated:
         return result
@@ -350,7 +350,7 @@ async def get_history(
 @tool
 async def list_groups(call: Call) -> ToolResult:
     """Your groups, with member counts."""
-    groups = call.relay.groups_of(call.caller)
+    groups = call.relay.members.groups_of(call.caller)
     text = "\n".join(f"- #{g.name} ({g.members} members)" for g in groups) or "No groups."
     return ToolResult(content=text, structured_content={"groups": [g.model_dump() for g in groups]})
 
@@ -358,7 +358,7 @@ async def list_groups(call: Call) -> ToolResult:
 @tool
 async def leave_group(call: Call, group: str) -> ToolResult:
     """Leave a group: you stop receiving it (its history stays)."""
-    await call.relay.leave(call.peer, group)
+    await call.relay.members.leave(call.peer, group)
     return ToolResult(content=f"You left #{group}.", structured_content={"left": group})
 
 
@@ -368,7 +368,7 @@ async def set_summary(
     summary: Annotated[str, Field(description="one or two sentences, at most 1000 chars")],
 ) -> ToolResult:
     """Say what this session is doing, for the others' list_peers and sidebars."""
-    me = await call.relay.update_profile(call.peer, {"summary": summary})
+    me = await call.relay.members.update_profile(call.peer, {"summary": summary})
     return ToolResult(content="Summary set.", structured_content={"peer": me.model_dump()})
 
 
@@ -378,7 +378,7 @@ async def set_status(
     status: Annotated[str, Field(description="idle, working or dnd")],
 ) -> ToolResult:
     """Set your status: `idle`, `working` or `dnd` (do not disturb: no prompts)."""
-    me = await call.relay.update_profile(call.peer, {"status": status})
+    me = await call.relay.members.update_profile(call.peer, {"status": status})
     return ToolResult(
         content=f"Status set to {me.status}.", structured_content={"peer": me.model_dump()}
     )
@@ -387,7 +387,7 @@ async def set_status(
 @tool
 async def message_status(call: Call, message_id: str) -> ToolResult:
     """Per recipient of a message: delivered to a live stream or not, read or not."""
-    status = call.relay.message_status(call.peer, message_id)
+    status = call.relay.messages.message_status(call.peer, message_id)
     lines = [
         f"- {r.name}: {'read' if r.read else 'unread'}, "
         f"{'delivered' if r.delivered else 'not delivered'} ({r.delivery})"

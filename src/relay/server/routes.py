@@ -137,13 +137,13 @@ async def _create_group(request: Request) -> Response:
     caller = _caller(request)
     body = await _body(request)
     _only(body, {"name"})
-    group, secret = await _relay(request).create_group(caller, body.get("name"))
+    group, secret = await _relay(request).members.create_group(caller, body.get("name"))
     return JSONResponse({"group": group, "join_secret": secret}, 201)
 
 
 async def _list_groups(request: Request) -> Response:
     caller = _caller(request)
-    groups = _relay(request).groups_of(caller)
+    groups = _relay(request).members.groups_of(caller)
     return JSONResponse({"groups": [g.model_dump() for g in groups]})
 
 
@@ -156,7 +156,7 @@ async def _join_group(request: Request) -> Response:
         {"name", "kind", "hostname", "cwd", "git_branch", "role", "summary", "peer_token"},
     )
     client = request.client.host if request.client is not None else ""
-    peer, token = await relay.join(request.path_params["group"], secret, body, client)
+    peer, token = await relay.members.join(request.path_params["group"], secret, body, client)
     return JSONResponse(
         {
             "peer": relay.public(peer).model_dump(),
@@ -179,11 +179,13 @@ async def _post_message(request: Request) -> Response:
     body = await _body(request)
     _only(body, {"group", "text", "to", "reply_to"})
     if body.get("to") is not None:
-        message, _ = await relay.direct(
+        message, _ = await relay.messages.direct(
             peer, body["to"], body.get("text"), body.get("group"), body.get("reply_to")
         )
     else:
-        message = await relay.post(peer, body.get("group"), body.get("text"), body.get("reply_to"))
+        message = await relay.messages.post(
+            peer, body.get("group"), body.get("text"), body.get("reply_to")
+        )
     return JSONResponse({"message": message.wire()}, 201)
 
 
@@ -192,13 +194,13 @@ async def _group_messages(request: Request) -> Response:
     caller = _caller(request)
     after_seq = _int_param(request, "after_seq", 0, 0, 2**62)
     limit = _int_param(request, "limit", 100, 1, 1000)
-    messages = relay.group_messages(caller, request.path_params["group"], after_seq, limit)
+    messages = relay.messages.group_messages(caller, request.path_params["group"], after_seq, limit)
     return JSONResponse({"messages": [m.wire() for m in messages]})
 
 
 async def _list_peers(request: Request) -> Response:
     relay = _relay(request)
-    peers = relay.peers(_caller(request), request.query_params.get("group"))
+    peers = relay.members.peers(_caller(request), request.query_params.get("group"))
     return JSONResponse({"peers": [p.model_dump() for p in peers]})
 
 
@@ -209,20 +211,20 @@ async def _set_status(request: Request) -> Response:
     _only(body, {"status", "summary"})
     if body.get("status") is None:
         raise BadRequest("give a status: idle, working or dnd")
-    updated = await relay.update_profile(peer, body)
+    updated = await relay.members.update_profile(peer, body)
     return JSONResponse({"peer": updated.model_dump()})
 
 
 async def _unread(request: Request) -> Response:
     relay = _relay(request)
     peer = relay.require_peer(_caller(request))
-    return JSONResponse({"messages": [m.wire() for m in relay.unread(peer)]})
+    return JSONResponse({"messages": [m.wire() for m in relay.messages.unread(peer)]})
 
 
 async def _create_token(request: Request) -> Response:
     relay = _relay(request)
     peer = relay.require_peer(_caller(request))
-    return JSONResponse({"token": await relay.add_token(peer)}, 201)
+    return JSONResponse({"token": await relay.members.add_token(peer)}, 201)
 
 
 async def _revoke_token(request: Request) -> Response:
@@ -230,21 +232,21 @@ async def _revoke_token(request: Request) -> Response:
     caller = _caller(request)
     body = await _body(request)
     _only(body, {"token"})
-    await relay.revoke_token(caller, body.get("token"))
+    await relay.members.revoke_token(caller, body.get("token"))
     return JSONResponse({"revoked": True})
 
 
 async def _rotate_secret(request: Request) -> Response:
     relay = _relay(request)
     group = request.path_params["group"]
-    secret = await relay.rotate_secret(_caller(request), group)
+    secret = await relay.members.rotate_secret(_caller(request), group)
     return JSONResponse({"group": group, "join_secret": secret}, 201)
 
 
 async def _revoke_peer(request: Request) -> Response:
     relay = _relay(request)
     params = request.path_params
-    count = await relay.revoke_peer(_caller(request), params["group"], params["name"])
+    count = await relay.members.revoke_peer(_caller(request), params["group"], params["name"])
     return JSONResponse({"revoked": count})
 
 
