@@ -9,8 +9,11 @@ relay wrote is read back the way another local user or a stolen backup would.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,3 +179,26 @@ def test_a_database_left_world_readable_by_an_older_relay_is_made_private(
             assert mode == want, f"{path} is {mode:04o}, not {want:04o}"
     finally:
         restarted.stop()
+
+
+@pytest.mark.parametrize("content", [b"", b"\n", b"two words\n", b"\xff\xfe"])
+def test_a_damaged_operator_token_file_stops_the_relay_with_one_line(
+    tmp_path: Path, content: bytes
+) -> None:
+    """An empty operator-token file locked the operator out; now the relay says so."""
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    token_file = data / "operator-token"
+    token_file.write_bytes(content)
+    run = subprocess.run(
+        [sys.executable, "-m", "relay.server", "--port", "0", "--data-dir", str(data)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if not k.startswith("RELAY_")},
+    )
+    assert run.returncode == 1
+    assert "operator" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+    assert token_file.read_bytes() == content  # left as it was

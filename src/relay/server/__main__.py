@@ -26,8 +26,9 @@ from pathlib import Path
 
 import uvicorn
 
+from relay.localfiles import write_private
 from relay.server.app import create_app
-from relay.server.auth import load_operator_token, write_private
+from relay.server.auth import load_operator_token
 from relay.server.config import ConfigError, ServerConfig, default_data_dir
 from relay.server.engines import EngineError, open_engine
 from relay.server.hosts import HostPolicy
@@ -190,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     try:
         asyncio.run(serve(config))
-    except EngineError as exc:
+    except (EngineError, ConfigError) as exc:
         print(f"relay-server: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
     except OSError as exc:

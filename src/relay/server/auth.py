@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 from pathlib import Path
 from typing import Final
+
+from relay.localfiles import write_private
+from relay.server.config import ConfigError
 
 __all__ = [
     "JOIN_PREFIX",
@@ -23,7 +25,6 @@ __all__ = [
     "load_operator_token",
     "new_secret",
     "same_hash",
-    "write_private",
 ]
 
 OPERATOR_PREFIX: Final = "relay_op_"
@@ -55,19 +56,6 @@ def bearer_token(authorization: str | None) -> str | None:
     return token
 
 
-def write_private(path: Path, text: str) -> None:
-    """Write `text` to `path` readable by its owner only (0600), atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, text.encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-
-
 def load_operator_token(data_dir: Path, from_env: str | None) -> tuple[str, Path | None, bool]:
     """The operator token: from the environment, else the data dir's file (created once).
 
@@ -78,7 +66,16 @@ def load_operator_token(data_dir: Path, from_env: str | None) -> tuple[str, Path
     path = data_dir / OPERATOR_TOKEN_FILE
     if path.exists():
         path.chmod(0o600)
-        return path.read_text().strip(), path, False
+        try:
+            token = path.read_text().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read the operator token in {path}: {exc}") from None
+        if not token or len(token) > 512 or any(c.isspace() for c in token):
+            raise ConfigError(
+                f"{path} does not hold an operator token (one line, no spaces); "
+                "fix it, or move it aside to have a new one made"
+            )
+        return token, path, False
     token = new_secret(OPERATOR_PREFIX)
     write_private(path, token + "\n")
     return token, path, True
