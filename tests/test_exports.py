@@ -31,14 +31,7 @@ PACKAGE = SRC / "relay"
 # one turns its xfail into a failure that says to remove it from this table. A function
 # that is not API gets a leading underscore; one that is goes into `__all__`.
 _UNEXPORTED = "public functions/classes outside __all__: "
-KNOWN_FAILURES: dict[str, str] = {
-    "relay.connect.connector": _UNEXPORTED + "pending_path_for",
-    "relay.connect.discovery": _UNEXPORTED + "is_sidebar_for",
-    "relay.connect.doctor": _UNEXPORTED + "claude_checks, codex_checks",
-    "relay.tui.__main__": _UNEXPORTED + "injector_settings",
-    "relay.tui.widgets": _UNEXPORTED
-    + "counters_text, indicator_text, message_renderable, name_style",
-}
+KNOWN_FAILURES: dict[str, str] = {}
 
 
 def _modules() -> list[str]:

@@ -35,7 +35,7 @@ from relay.connect.wizard import ConnectRequest, PaneChoice
 from relay.credentials import Credential, CredentialStore, pending_prompt_path
 from relay.protocol import Joined
 
-__all__ = ["Connected", "Connector", "registration_prompt"]
+__all__ = ["Connected", "Connector", "pending_path_for", "registration_prompt"]
 
 MAX_NAME_TRIES = 20
 

@@ -22,6 +22,7 @@ __all__ = [
     "AgentPane",
     "discover",
     "git_branch",
+    "is_sidebar_for",
     "sidebar_targets",
 ]
 

@@ -25,7 +25,7 @@ from relay.client import AuthError, RelayClient, RelayError, ServerUnreachable
 from relay.connect import claude, codex
 from relay.credentials import Credential
 
-__all__ = ["Check", "run_checks"]
+__all__ = ["Check", "claude_checks", "codex_checks", "run_checks"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from relay.tui.injector import Injector, InjectorSettings
 from relay.tui.settings import SettingsError, TuiSettings, load_token, pending_prompt
 from relay.tui.tmux import TmuxPane
 
-__all__ = ["injector_factory", "main"]
+__all__ = ["injector_factory", "injector_settings", "main"]
 
 
 def injector_settings(settings: TuiSettings) -> InjectorSettings:

@@ -38,6 +38,10 @@ __all__ = [
     "MessageView",
     "NoteLine",
     "ReplyPreview",
+    "counters_text",
+    "indicator_text",
+    "message_renderable",
+    "name_style",
 ]
 
 _PALETTE: Final = (
