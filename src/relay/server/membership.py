@@ -6,18 +6,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 from relay.protocol import SETTABLE_STATUSES, GroupInfo, Peer, name_key
 from relay.server import auth
 from relay.server.access import Caller, member_group, require_operator, require_peer
-from relay.server.config import ServerConfig
 from relay.server.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
-from relay.server.journal import Journal
-from relay.server.limits import Limiter
-from relay.server.metrics import Metrics
-from relay.server.presence import Presence
+from relay.server.parts import Operations, Parts
 from relay.server.records import (
     GroupCreated,
     Joined,
@@ -28,7 +23,7 @@ from relay.server.records import (
     TokenAdded,
     TokenRevoked,
 )
-from relay.server.state import PeerState, RelayState
+from relay.server.state import PeerState
 from relay.server.validate import PROFILE_LIMITS, check_group_name, check_peer_name, check_profile
 
 __all__ = ["Membership"]
@@ -36,29 +31,12 @@ __all__ = ["Membership"]
 log = logging.getLogger("relay.server")
 
 
-class Membership:
+class Membership(Operations):
     """The operations on groups, peers and tokens."""
 
-    def __init__(
-        self,
-        config: ServerConfig,
-        state: RelayState,
-        journal: Journal,
-        limits: Limiter,
-        presence: Presence,
-        metrics: Metrics,
-        *,
-        operator_hash: str,
-        clock: Callable[[], float],
-    ) -> None:
-        self.config = config
-        self.state = state
-        self.journal = journal
-        self.limits = limits
-        self.presence = presence
-        self.metrics = metrics
+    def __init__(self, parts: Parts, *, operator_hash: str) -> None:
+        super().__init__(parts)
         self._operator_hash = operator_hash
-        self.clock = clock
 
     async def create_group(self, caller: Caller, name: object) -> tuple[str, str]:
         require_operator(caller, "creating a group")

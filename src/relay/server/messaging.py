@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Callable
 from typing import Any
 
 from relay.protocol import Message, MessageStatus, RecipientStatus
@@ -18,22 +17,16 @@ from relay.server.access import (
     reply_target,
     require_peer,
 )
-from relay.server.arrivals import Arrivals
-from relay.server.config import ServerConfig
 from relay.server.errors import BadRequest, NotFound
-from relay.server.hub import Hub
-from relay.server.journal import Journal
 from relay.server.limits import (
     MAX_DM_RECIPIENTS,
     MAX_FILTER_SCANS,
     MAX_RESULT_BYTES,
     MAX_WAIT_S,
-    Limiter,
 )
-from relay.server.metrics import Metrics
-from relay.server.presence import Presence
+from relay.server.parts import Operations, Parts
 from relay.server.records import CursorMoved, MessagePosted
-from relay.server.state import HistoryQuery, PeerState, RelayState
+from relay.server.state import HistoryQuery, PeerState
 from relay.server.validate import (
     check_filter,
     check_limit,
@@ -59,31 +52,11 @@ def _fit(found: list[tuple[int, Message]]) -> list[tuple[int, Message]]:
     return found
 
 
-class Messaging:
+class Messaging(Operations):
     """The operations on messages."""
 
-    def __init__(
-        self,
-        config: ServerConfig,
-        state: RelayState,
-        journal: Journal,
-        limits: Limiter,
-        presence: Presence,
-        hub: Hub,
-        arrivals: Arrivals,
-        metrics: Metrics,
-        *,
-        clock: Callable[[], float],
-    ) -> None:
-        self.config = config
-        self.state = state
-        self.journal = journal
-        self.limits = limits
-        self.presence = presence
-        self.hub = hub
-        self.arrivals = arrivals
-        self.metrics = metrics
-        self.clock = clock
+    def __init__(self, parts: Parts) -> None:
+        super().__init__(parts)
         self._scans = asyncio.Semaphore(MAX_FILTER_SCANS)
 
     async def post(

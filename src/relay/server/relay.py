@@ -34,6 +34,7 @@ from relay.server.limits import Limiter
 from relay.server.membership import Membership
 from relay.server.messaging import Messaging
 from relay.server.metrics import Metrics
+from relay.server.parts import Parts
 from relay.server.presence import Presence
 from relay.server.state import PeerState, RelayState
 
@@ -68,17 +69,7 @@ class Relay:
         self.presence = Presence(self.state, self.hub, self.journal.commit, clock)
         self.limits = Limiter(config, self.metrics, clock)
         self._operator_hash = auth.hash_secret(operator_token)
-        self.members = Membership(
-            config,
-            self.state,
-            self.journal,
-            self.limits,
-            self.presence,
-            self.metrics,
-            operator_hash=self._operator_hash,
-            clock=clock,
-        )
-        self.messages = Messaging(
+        parts = Parts(
             config,
             self.state,
             self.journal,
@@ -87,8 +78,10 @@ class Relay:
             self.hub,
             self.arrivals,
             self.metrics,
-            clock=clock,
+            clock,
         )
+        self.members = Membership(parts, operator_hash=self._operator_hash)
+        self.messages = Messaging(parts)
         self._closing = False
 
     # -- lifecycle ------------------------------------------------------------------
