@@ -1,14 +1,37 @@
 """The MCP tools agents call at `/mcp`, and the instructions that teach them the etiquette.
 
-Each tool is a module-level function registered with `@tool`. Its first parameter,
-`call`, is not part of the tool's schema: `build_mcp` fills it for every call with
-the relay and the caller, resolved from the `Authorization` header of the HTTP
-request that carries the call (never from an argument or the MCP session). A tool
-runs one `Relay` operation and answers with short text for the model (every peer
-field through the `relay.sinks` door) plus structured content for programs; a
-`RelayServerError` becomes a tool error with its message.
+Each tool is a module-level function registered with `@tool(title=..., annotations=...,
+output_schema=...)`. Its first parameter, `call`, is not part of the tool's schema:
+`build_mcp` fills it for every call with the relay and the caller, resolved from the
+`Authorization` header of the HTTP request that carries the call (never from an argument
+or the MCP session). A tool runs one `Relay` operation and answers with short text for
+the model (every peer field through the `relay.sinks` door) plus structured content for
+programs; a `RelayServerError` becomes a tool error with its message.
 
     mcp = build_mcp(relay)      # a FastMCP server with every @tool bound to `relay`
+
+What the tools advertise (`tools/list`):
+- a title, a description that says when to call the tool, and annotations (read-only,
+  destructive and idempotent hints; never open-world: the relay is a closed system);
+- every parameter described, with its limits as JSON-schema keywords: enums for `kind`
+  and `status`, `minimum`/`maximum` for `limit` and `timeout_s`, `maxLength` for texts,
+  `pattern` for group and peer names. `message` gets `maxLength` =
+  `--max-message-bytes`: a character is at least one byte, so no longer text can fit;
+  the byte check in the relay stays the authority (shorter text of wide characters
+  may still be over the limit);
+- an `outputSchema` for the structured content, generated from the wire models in
+  `relay.protocol`, so there is one definition of a peer, a message and a group.
+
+Decision: the limits are advertised, not enforced by the schema. They are attached with
+`json_schema_extra`, so pydantic in fastmcp checks only the JSON types, and every value
+of the right type reaches the relay, whose checks (`relay.server.validate`) give the one
+clear error a client sees on every front end (`/v1`, MCP) alike, such as "limit must be
+a whole number from 1 to 1000". A value of the wrong type or an unknown argument is
+refused by pydantic before the tool runs; `_PlainValidationErrors` rewrites that error
+into one line per argument, with no pydantic links or input echoes.
+
+The relay never changes its lists of tools, prompts or resources, so `initialize` says
+`listChanged: false` on every wire (`_NoListChanges`).
 """
 
 from __future__ import annotations
@@ -20,17 +43,33 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
+import mcp.types as mt
+import pydantic
 from fastmcp import FastMCP
-from fastmcp.exceptions import ToolError
+from fastmcp.exceptions import ToolError, ValidationError
 from fastmcp.server.dependencies import get_http_request
-from fastmcp.tools import ToolResult
-from pydantic import Field
+from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
+from fastmcp.tools import FunctionTool, ToolResult
+from pydantic import BaseModel, Field
+from pydantic.json_schema import GenerateJsonSchema
 
-from relay.protocol import Message, Peer
+from relay.protocol import (
+    GROUP_NAME_PATTERN,
+    KINDS,
+    PEER_NAME_PATTERN,
+    SETTABLE_STATUSES,
+    GroupInfo,
+    Message,
+    MessageStatus,
+    Peer,
+    RecipientStatus,
+)
 from relay.server.auth import bearer_token
 from relay.server.errors import RelayServerError
+from relay.server.limits import MAX_DM_RECIPIENTS, MAX_WAIT_S
 from relay.server.relay import Caller, Relay
 from relay.server.state import PeerState
+from relay.server.validate import MAX_PATTERN, PROFILE_LIMITS
 from relay.sinks import for_model, for_model_line
 
 __all__ = [
@@ -120,21 +159,105 @@ class Call:
 
 
 Tool = Callable[..., Awaitable[ToolResult]]
-_TOOLS: list[Tool] = []
 
 
-def tool(fn: Tool) -> Tool:
-    """Register `fn(call, **arguments)` as an MCP tool (named after it, its docstring
-    the description)."""
-    _TOOLS.append(fn)
-    return fn
+@dataclass(frozen=True, slots=True)
+class _Registered:
+    fn: Tool
+    title: str
+    annotations: mt.ToolAnnotations
+    output_schema: dict[str, Any]
+
+
+_TOOLS: list[_Registered] = []
+
+
+def tool(
+    *, title: str, annotations: mt.ToolAnnotations, output_schema: dict[str, Any]
+) -> Callable[[Tool], Tool]:
+    """Register `fn(call, **arguments)` as an MCP tool named after it, its docstring the
+    description, with a `title`, `annotations` and the `output_schema` of its
+    structured content."""
+
+    def register_tool(fn: Tool) -> Tool:
+        _TOOLS.append(
+            _Registered(fn, title, annotations.model_copy(update={"title": title}), output_schema)
+        )
+        return fn
+
+    return register_tool
+
+
+def _hints(
+    *, read_only: bool = False, destructive: bool = False, idempotent: bool = False
+) -> mt.ToolAnnotations:
+    """Annotations for a relay tool. Every hint is stated, since MCP's defaults assume
+    the worst (destructive, open-world); no tool reaches outside the relay."""
+    return mt.ToolAnnotations(
+        read_only_hint=read_only,
+        destructive_hint=destructive,
+        idempotent_hint=idempotent or read_only,
+        open_world_hint=False,
+    )
+
+
+class _NoTitles(GenerateJsonSchema):
+    """Output schemas without a generated title on every field ("Git Branch")."""
+
+    def field_title_should_be_set(self, schema: Any) -> bool:
+        return False
+
+
+def _output(model: type[BaseModel]) -> dict[str, Any]:
+    """The JSON schema of structured content shaped as `model`, as it is sent."""
+    return model.model_json_schema(by_alias=True, mode="serialization", schema_generator=_NoTitles)
+
+
+def _limits(**keywords: Any) -> Any:
+    """A parameter's limits for its advertised JSON schema only: pydantic does not
+    check them, the relay does (see the module docstring)."""
+    return Field(json_schema_extra=keywords)
+
+
+_DEFAULT_MESSAGE_CHARS: Final = 64 * 1024
+"""`message`'s `maxLength` in the source; `build_mcp` sets the relay's own limit."""
+
+GroupName = Annotated[str, _limits(pattern=f"^{GROUP_NAME_PATTERN}$")]
+PeerName = Annotated[str, _limits(pattern=f"^{PEER_NAME_PATTERN}$")]
+MessageText = Annotated[
+    str,
+    Field(description="the text; newlines are kept, control characters refused"),
+    _limits(maxLength=_DEFAULT_MESSAGE_CHARS),
+]
+ReplyTo = Annotated[
+    str | None, Field(description="id of the message you answer (`[id]` in its header)")
+]
+Limit = Annotated[int, _limits(minimum=1, maximum=1000)]
+
+
+def _profile(what: str, field: str) -> Any:
+    return Field(description=what, json_schema_extra={"maxLength": PROFILE_LIMITS[field]})
 
 
 def build_mcp(relay: Relay) -> FastMCP:
     """The FastMCP server with relay's tools, bound to `relay`."""
-    mcp: FastMCP = FastMCP("relay", instructions=INSTRUCTIONS, mask_error_details=True)
-    for fn in _TOOLS:
-        mcp.tool(_bind(fn, relay))
+    mcp: FastMCP = FastMCP(
+        "relay",
+        instructions=INSTRUCTIONS,
+        mask_error_details=True,
+        middleware=[_PlainValidationErrors(), _NoListChanges()],
+    )
+    for registered in _TOOLS:
+        made = FunctionTool.from_function(
+            _bind(registered.fn, relay),
+            title=registered.title,
+            annotations=registered.annotations,
+            output_schema=registered.output_schema,
+        )
+        message = made.parameters.get("properties", {}).get("message")
+        if message is not None:
+            message["maxLength"] = relay.config.max_message_bytes
+        mcp.add_tool(made)
     return mcp
 
 
@@ -167,18 +290,129 @@ def _bind(fn: Tool, relay: Relay) -> Tool:
     return bound
 
 
+def _plain(tool_name: str, error: pydantic.ValidationError) -> str:
+    """A pydantic argument error as one clause per argument: no links, no input echo."""
+    clauses: dict[str, str] = {}
+    for detail in error.errors(include_url=False, include_context=False, include_input=False):
+        loc = detail["loc"]
+        name = for_model_line(str(loc[0])) if loc else "the arguments"
+        if name in clauses:
+            continue  # a union reports each branch; the first says enough
+        if detail["type"] == "unexpected_keyword_argument":
+            clauses[name] = f"{name!r} is not an argument of {tool_name}"
+        elif detail["type"] in ("missing", "missing_argument"):
+            clauses[name] = f"{name!r} is required"
+        else:
+            clauses[name] = f"{name!r}: {detail['msg'].rstrip('.')}"
+    return (
+        f"invalid arguments for {tool_name}: {'; '.join(clauses.values())} "
+        "(see the tool's input schema)"
+    )
+
+
+class _PlainValidationErrors(Middleware):
+    """Arguments of the wrong JSON type, unknown or missing: pydantic refuses them before
+    the tool runs; the model gets `_plain`'s one line instead of pydantic's report."""
+
+    async def on_call_tool(
+        self,
+        context: MiddlewareContext[mt.CallToolRequestParams],
+        call_next: CallNext[mt.CallToolRequestParams, ToolResult],
+    ) -> ToolResult:
+        try:
+            return await call_next(context)
+        except ValidationError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, pydantic.ValidationError):
+                raise ToolError(_plain(context.message.name, cause)) from None
+            raise ToolError(f"invalid arguments for {context.message.name}") from None
+
+
+class _NoListChanges(Middleware):
+    """`listChanged: false` in `initialize`: the relay never sends a list-changed
+    notification (FastMCP advertises them on the 2025 wire; the 2026 wire already
+    derives false, as no `subscriptions/listen` is served)."""
+
+    async def on_initialize(
+        self,
+        context: MiddlewareContext[mt.InitializeRequest],
+        call_next: CallNext[mt.InitializeRequest, mt.InitializeResult | None],
+    ) -> mt.InitializeResult | None:
+        result = await call_next(context)
+        if result is None:
+            return None
+        caps = result.capabilities
+        changes: dict[str, Any] = {}
+        for name in ("tools", "prompts", "resources"):
+            capability = getattr(caps, name)
+            if capability is not None:
+                changes[name] = capability.model_copy(update={"list_changed": False})
+        return result.model_copy(update={"capabilities": caps.model_copy(update=changes)})
+
+
+# -- what the tools answer (structured content); schemas only, the tools build dicts ----
+
+
+class _PeerResult(BaseModel):
+    peer: Peer
+
+
+class _RegisterResult(BaseModel):
+    peer: Peer
+    groups: list[str]
+    online: list[Peer]
+    instructions: str
+
+
+class _SentResult(BaseModel):
+    message: Message
+
+
+class _DmResult(BaseModel):
+    message: Message
+    recipients: list[RecipientStatus]
+
+
+class _MessagesResult(BaseModel):
+    messages: list[Message]
+    count: int
+    scan_truncated: bool = False
+    """Only in a `get_history` answer whose filter stopped at its scan budget."""
+
+
+class _PeersResult(BaseModel):
+    peers: list[Peer]
+
+
+class _GroupsResult(BaseModel):
+    groups: list[GroupInfo]
+
+
+class _LeftResult(BaseModel):
+    left: str
+
+
 # -- the tools --------------------------------------------------------------------------
 
 
-@tool
+@tool(
+    title="Register this session",
+    annotations=_hints(idempotent=True),
+    output_schema=_output(_RegisterResult),
+)
 async def register(
     call: Call,
-    hostname: str | None = None,
-    working_directory: str | None = None,
-    git_branch: str | None = None,
-    kind: str | None = None,
-    role: str | None = None,
-    summary: str | None = None,
+    hostname: Annotated[
+        str | None, _profile("the machine this session runs on", "hostname")
+    ] = None,
+    working_directory: Annotated[str | None, _profile("the directory you work in", "cwd")] = None,
+    git_branch: Annotated[str | None, _profile("the git branch checked out", "git_branch")] = None,
+    kind: Annotated[
+        Annotated[str, _limits(enum=list(KINDS))] | None,
+        Field(description="what you are: an agent CLI, a human or other"),
+    ] = None,
+    role: Annotated[str | None, _profile("your role in the team, e.g. reviewer", "role")] = None,
+    summary: Annotated[str | None, _profile("one line: what you are doing", "summary")] = None,
 ) -> ToolResult:
     """Announce this session: where it runs and what it is doing. Call once at start.
 
@@ -213,22 +447,24 @@ async def register(
     )
 
 
-@tool
+@tool(title="Who am I", annotations=_hints(read_only=True), output_schema=_output(_PeerResult))
 async def whoami(call: Call) -> ToolResult:
-    """Your identity and groups, as the relay knows them from your credential."""
+    """Your name, kind and groups as the relay knows them from your credential; call it
+    when unsure which identity or groups you have."""
     me = call.relay.public(call.relay.state.peer(call.peer.id)).model_dump()
     text = f"You are {me['name']!r} ({me['kind']}) in group(s) {', '.join(me['groups'])}."
     return ToolResult(content=text, structured_content={"peer": me})
 
 
-@tool
+@tool(title="Post to a group", annotations=_hints(), output_schema=_output(_SentResult))
 async def send_message(
     call: Call,
-    group: Annotated[str, Field(description="the group to post to")],
-    message: Annotated[str, Field(description="the text, at most 64 KiB")],
-    reply_to: Annotated[str | None, Field(description="id of the message you answer")] = None,
+    group: Annotated[GroupName, Field(description="the group to post to")],
+    message: MessageText,
+    reply_to: ReplyTo = None,
 ) -> ToolResult:
-    """Post to a group; every other member receives it."""
+    """Post to a group; every other member receives it. Use it for what the whole
+    group should see; `send_dm` for one or a few peers."""
     sent = await call.relay.messages.post(call.peer, group, message, reply_to)
     return ToolResult(
         content=f"Sent to #{sent.group} as message {sent.id} (seq {sent.seq}).",
@@ -236,15 +472,18 @@ async def send_message(
     )
 
 
-@tool
+@tool(title="Send a direct message", annotations=_hints(), output_schema=_output(_DmResult))
 async def send_dm(
     call: Call,
-    to: Annotated[str | list[str], Field(description="a peer name or a list of names")],
-    message: Annotated[str, Field(description="the text, at most 64 KiB")],
+    to: Annotated[
+        PeerName | Annotated[list[PeerName], _limits(minItems=1, maxItems=MAX_DM_RECIPIENTS)],
+        Field(description="a peer name or a list of names"),
+    ],
+    message: MessageText,
     group: Annotated[
-        str | None, Field(description="the group you share with them, if several")
+        GroupName | None, Field(description="the group you share with them, if several")
     ] = None,
-    reply_to: Annotated[str | None, Field(description="id of the message you answer")] = None,
+    reply_to: ReplyTo = None,
 ) -> ToolResult:
     """Send a direct message that only the named peers can read.
 
@@ -261,10 +500,14 @@ async def send_dm(
     )
 
 
-@tool
+@tool(
+    title="Read new messages",
+    annotations=_hints(),
+    output_schema=_output(_MessagesResult),
+)
 async def read_new_messages(
     call: Call,
-    limit: Annotated[int | None, Field(description="at most this many (1-1000)")] = None,
+    limit: Annotated[Limit | None, Field(description="at most this many")] = None,
 ) -> ToolResult:
     """Your unread group posts and DMs, oldest first; marks them read.
 
@@ -277,11 +520,17 @@ async def read_new_messages(
     return result
 
 
-@tool
+@tool(
+    title="Wait for messages",
+    annotations=_hints(),
+    output_schema=_output(_MessagesResult),
+)
 async def wait_for_messages(
     call: Call,
     timeout_s: Annotated[
-        float | None, Field(description="seconds to wait, 0-120 (default 60)")
+        float | None,
+        Field(description="seconds to wait (default 60)"),
+        _limits(minimum=0, maximum=MAX_WAIT_S),
     ] = None,
 ) -> ToolResult:
     """Block until something unread arrives or the timeout passes, then return it
@@ -290,12 +539,17 @@ async def wait_for_messages(
     return _messages(found, "Nothing arrived before the timeout.")
 
 
-@tool
+@tool(
+    title="List peers",
+    annotations=_hints(read_only=True),
+    output_schema=_output(_PeersResult),
+)
 async def list_peers(
     call: Call,
-    group: Annotated[str | None, Field(description="only this group")] = None,
+    group: Annotated[GroupName | None, Field(description="only this group")] = None,
 ) -> ToolResult:
-    """Members of your groups: status, summary, kind, host, directory, branch, last seen."""
+    """Members of your groups: status, summary, kind, host, directory, branch, last seen.
+    Use it to see who is online and what each is doing before you ask someone."""
     peers = call.relay.members.peers(call.caller, group)
     return ToolResult(
         content="\n".join(_peer_line(p) for p in peers) or "No peers.",
@@ -303,21 +557,32 @@ async def list_peers(
     )
 
 
-@tool
+@tool(
+    title="Search message history",
+    annotations=_hints(read_only=True),
+    output_schema=_output(_MessagesResult),
+)
 async def get_history(
     call: Call,
-    group: str | None = None,
+    group: Annotated[GroupName | None, Field(description="only this group")] = None,
     with_peer: Annotated[
-        str | None, Field(description="only messages from or to this peer")
+        PeerName | None, Field(description="only messages from or to this peer")
     ] = None,
     filter: Annotated[
-        str | None, Field(description="regular expression matched against the text")
+        str | None,
+        Field(description="RE2 regular expression matched against the text, ignoring case"),
+        _limits(maxLength=MAX_PATTERN),
     ] = None,
-    start_time: Annotated[float | str | None, Field(description="Unix seconds or ISO-8601")] = None,
-    end_time: Annotated[float | str | None, Field(description="Unix seconds or ISO-8601")] = None,
-    limit: Annotated[int, Field(description="newest N matches (1-1000)")] = 50,
+    start_time: Annotated[
+        float | str | None, Field(description="not before: Unix seconds or ISO-8601")
+    ] = None,
+    end_time: Annotated[
+        float | str | None, Field(description="not after: Unix seconds or ISO-8601")
+    ] = None,
+    limit: Annotated[Limit, Field(description="the newest this many matches")] = 50,
 ) -> ToolResult:
-    """Past messages you can see, oldest first; does not change what is unread."""
+    """Past messages you can see, oldest first; does not change what is unread. Use it
+    to find what was said before you joined or while you were away."""
     relay = call.relay
     args = {
         "group": group,
@@ -347,35 +612,55 @@ async def get_history(
     )
 
 
-@tool
+@tool(
+    title="List my groups",
+    annotations=_hints(read_only=True),
+    output_schema=_output(_GroupsResult),
+)
 async def list_groups(call: Call) -> ToolResult:
-    """Your groups, with member counts."""
+    """Your groups, with member counts: where you can post."""
     groups = call.relay.members.groups_of(call.caller)
     text = "\n".join(f"- #{g.name} ({g.members} members)" for g in groups) or "No groups."
     return ToolResult(content=text, structured_content={"groups": [g.model_dump() for g in groups]})
 
 
-@tool
-async def leave_group(call: Call, group: str) -> ToolResult:
-    """Leave a group: you stop receiving it (its history stays)."""
+@tool(
+    title="Leave a group",
+    annotations=_hints(destructive=True, idempotent=True),
+    output_schema=_output(_LeftResult),
+)
+async def leave_group(
+    call: Call, group: Annotated[GroupName, Field(description="the group to leave")]
+) -> ToolResult:
+    """Leave a group: you stop receiving it and cannot rejoin without a join secret
+    (its history stays). Only when your user asks you to."""
     await call.relay.members.leave(call.peer, group)
     return ToolResult(content=f"You left #{group}.", structured_content={"left": group})
 
 
-@tool
+@tool(
+    title="Set my summary",
+    annotations=_hints(idempotent=True),
+    output_schema=_output(_PeerResult),
+)
 async def set_summary(
     call: Call,
-    summary: Annotated[str, Field(description="one or two sentences, at most 1000 chars")],
+    summary: Annotated[str, _profile("one line, one or two sentences", "summary")],
 ) -> ToolResult:
-    """Say what this session is doing, for the others' list_peers and sidebars."""
+    """Say what this session is doing, for the others' list_peers and sidebars. Call it
+    when your task changes."""
     me = await call.relay.members.update_profile(call.peer, {"summary": summary})
     return ToolResult(content="Summary set.", structured_content={"peer": me.model_dump()})
 
 
-@tool
+@tool(
+    title="Set my status",
+    annotations=_hints(idempotent=True),
+    output_schema=_output(_PeerResult),
+)
 async def set_status(
     call: Call,
-    status: Annotated[str, Field(description="idle, working or dnd")],
+    status: Annotated[str, Field(description="your status"), _limits(enum=list(SETTABLE_STATUSES))],
 ) -> ToolResult:
     """Set your status: `idle`, `working` or `dnd` (do not disturb: no prompts)."""
     me = await call.relay.members.update_profile(call.peer, {"status": status})
@@ -384,9 +669,17 @@ async def set_status(
     )
 
 
-@tool
-async def message_status(call: Call, message_id: str) -> ToolResult:
-    """Per recipient of a message: delivered to a live stream or not, read or not."""
+@tool(
+    title="Message delivery status",
+    annotations=_hints(read_only=True),
+    output_schema=_output(MessageStatus),
+)
+async def message_status(
+    call: Call,
+    message_id: Annotated[str, Field(description="the id of a message you sent")],
+) -> ToolResult:
+    """Per recipient of a message: delivered to a live stream or not, read or not. Use it
+    to check whether someone has seen what you sent before you send it again."""
     status = call.relay.messages.message_status(call.peer, message_id)
     lines = [
         f"- {r.name}: {'read' if r.read else 'unread'}, "
