@@ -1,0 +1,219 @@
+"""What relay's `/mcp` tells a client before it calls anything, through the official MCP
+client on both wire generations (2025-11-25 "legacy" and 2026-07-28 "auto"):
+every tool titled, annotated, described down to each parameter with its limits, and
+with an `outputSchema` that its structured content validates against; argument errors
+in plain words."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from typing import Any
+
+import jsonschema  # type: ignore[import-untyped]
+import pytest
+from mcp.types import Tool
+
+from tests.conftest import RunningServer, make_peer, start_server
+from tests.server.mcp_helpers import agent
+
+MODES = ["legacy", "auto"]
+MAX_MESSAGE_BYTES = 50_000
+"""Not the default, so the test sees the relay's own limit reach `message`'s schema."""
+
+GROUP_PATTERN = "^[a-z0-9][a-z0-9_-]{0,63}$"
+PEER_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+CONSTRAINTS: dict[str, dict[str, Any]] = {
+    "limit": {"minimum": 1, "maximum": 1000},
+    "timeout_s": {"minimum": 0, "maximum": 120},
+    "status": {"enum": ["idle", "working", "dnd"]},
+    "kind": {"enum": ["claude-code", "codex", "human", "other"]},
+    "message": {"maxLength": MAX_MESSAGE_BYTES},
+    "summary": {"maxLength": 1000},
+    "filter": {"maxLength": 256},
+    "group": {"pattern": GROUP_PATTERN},
+    "with_peer": {"pattern": PEER_PATTERN},
+    "to": {"pattern": PEER_PATTERN, "maxItems": 100},
+    "hostname": {"maxLength": 255},
+    "working_directory": {"maxLength": 4096},
+    "git_branch": {"maxLength": 255},
+    "role": {"maxLength": 200},
+}
+"""Parameter name → the JSON-schema keywords (and values) its schema must carry, at the
+top or in a branch (`anyOf`, `items`)."""
+
+UNCONSTRAINED: dict[str, str] = {
+    "reply_to": "a message id; the relay looks it up",
+    "message_id": "a message id; the relay looks it up",
+    "start_time": "Unix seconds or an ISO-8601 string; the relay parses either",
+    "end_time": "Unix seconds or an ISO-8601 string; the relay parses either",
+}
+"""Parameters with no limit to state, each with the reason. A new parameter must land in
+one of the two tables, so none slips out without its constraints."""
+
+READ_ONLY = {"whoami", "list_peers", "list_groups", "get_history", "message_status"}
+DESTRUCTIVE = {"leave_group"}
+IDEMPOTENT = READ_ONLY | {"register", "leave_group", "set_summary", "set_status"}
+
+_runs = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    running = start_server(
+        tmp_path_factory.mktemp("relay") / "data",
+        "--rate-limit",
+        "100000",
+        "--max-message-bytes",
+        str(MAX_MESSAGE_BYTES),
+    )
+    yield running
+    running.stop()
+
+
+async def _pair(server: RunningServer) -> tuple[str, str, str, dict[str, str]]:
+    """A fresh group with alice and bob (names unique per call); returns the group, the
+    names and their tokens."""
+    n = next(_runs)
+    group, alice, bob = f"surface{n}", f"alice{n}", f"bob{n}"
+    tokens = {name: await make_peer(server, group, name) for name in (alice, bob)}
+    return group, alice, bob, tokens
+
+
+def _keywords(schema: dict[str, Any]) -> dict[str, Any]:
+    """Every keyword in `schema` and its `anyOf` branches and `items`, merged."""
+    found = dict(schema)
+    for branch in schema.get("anyOf", []):
+        found |= _keywords(branch)
+    if isinstance(schema.get("items"), dict):
+        found |= _keywords(schema["items"])
+    return found
+
+
+async def _tools(server: RunningServer, token: str, mode: str) -> list[Tool]:
+    async with agent(server.url, token, mode=mode) as session:
+        listed = await session.client.list_tools()
+    assert listed.next_cursor is None
+    return listed.tools
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_every_tool_is_titled_annotated_and_has_an_output_schema(
+    server: RunningServer, mode: str
+) -> None:
+    _, alice, _, tokens = await _pair(server)
+    tools = await _tools(server, tokens[alice], mode)
+    assert len(tools) >= 12
+    for tool in tools:
+        assert tool.title, f"{tool.name} has no title"
+        assert tool.title != tool.name.replace("_", " ").title(), f"{tool.name}: generated title"
+        assert len(tool.description or "") > 30, f"{tool.name}: no description"
+        hints = tool.annotations
+        assert hints is not None, f"{tool.name} has no annotations"
+        assert hints.read_only_hint is (tool.name in READ_ONLY), tool.name
+        assert hints.destructive_hint is (tool.name in DESTRUCTIVE), tool.name
+        assert hints.idempotent_hint is (tool.name in IDEMPOTENT), tool.name
+        assert hints.open_world_hint is False, tool.name
+        assert tool.output_schema is not None, f"{tool.name} has no outputSchema"
+        assert tool.output_schema.get("type") == "object", tool.name
+        jsonschema.validators.validator_for(tool.output_schema).check_schema(tool.output_schema)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_every_parameter_is_described_with_its_limits(
+    server: RunningServer, mode: str
+) -> None:
+    _, alice, _, tokens = await _pair(server)
+    problems: list[str] = []
+    for tool in await _tools(server, tokens[alice], mode):
+        schema = tool.input_schema
+        assert schema.get("additionalProperties") is False, tool.name
+        for name, param in schema.get("properties", {}).items():
+            where = f"{tool.name}.{name}"
+            if not param.get("description"):
+                problems.append(f"{where}: no description")
+            if name not in CONSTRAINTS and name not in UNCONSTRAINED:
+                problems.append(f"{where}: in neither CONSTRAINTS nor UNCONSTRAINED")
+                continue
+            keywords = _keywords(param)
+            for key, value in CONSTRAINTS.get(name, {}).items():
+                if keywords.get(key) != value:
+                    problems.append(f"{where}: {key} is {keywords.get(key)!r}, not {value!r}")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_every_structured_result_validates_against_its_output_schema(
+    server: RunningServer, mode: str
+) -> None:
+    group, alice, bob, tokens = await _pair(server)
+    spare = f"{group}-spare"
+    await make_peer(server, spare, alice, peer_token=tokens[alice])
+    results: dict[str, dict[str, Any]] = {}
+    async with (
+        agent(server.url, tokens[alice], mode=mode) as me,
+        agent(server.url, tokens[bob], mode=mode) as other,
+    ):
+
+        async def call(tool: str, **arguments: Any) -> dict[str, Any]:
+            result = await me.client.call_tool(tool, arguments)
+            text = " ".join(getattr(c, "text", "") for c in result.content)
+            assert not result.is_error, f"{tool}({arguments}): {text}"
+            assert result.structured_content is not None, tool
+            structured: dict[str, Any] = result.structured_content
+            results[tool] = structured
+            return structured
+
+        await call(
+            "register",
+            hostname="laptop",
+            working_directory="/src/api",
+            git_branch="main",
+            kind="claude-code",
+            role="reviewer",
+            summary="checking the MCP surface",
+        )
+        await call("whoami")
+        posted = await call("send_message", group=group, message="hello")
+        dm = await call("send_dm", to=[bob], message="just you", reply_to=posted["message"]["id"])
+        await other.call("send_message", group=group, message="hi alice")
+        read = await call("read_new_messages", limit=10)
+        assert read["count"] == 1
+        await call("wait_for_messages", timeout_s=0)
+        await call("list_peers", group=group)
+        found = await call("get_history", group=group, filter="hel", limit=5)
+        assert found["count"] == 1
+        await call("list_groups")
+        await call("set_summary", summary="still checking")
+        await call("set_status", status="working")
+        await call("message_status", message_id=dm["message"]["id"])
+        await call("leave_group", group=spare)
+        tools = {tool.name: tool for tool in (await me.client.list_tools()).tools}
+    assert sorted(results) == sorted(tools), "call every listed tool once"
+    for name, structured in results.items():
+        schema = tools[name].output_schema
+        assert schema is not None
+        jsonschema.validate(structured, schema)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_argument_errors_are_plain_words(server: RunningServer, mode: str) -> None:
+    """Wrong JSON types and unknown or missing arguments, which pydantic refuses before
+    the relay sees them: one line naming the tool and the argument, no library noise."""
+    _, alice, _, tokens = await _pair(server)
+    calls: list[tuple[str, dict[str, Any], str]] = [
+        ("wait_for_messages", {"timeout_s": "soon"}, "timeout_s"),
+        ("read_new_messages", {"limit": "ten"}, "limit"),
+        ("send_dm", {"to": 5, "message": "x"}, "to"),
+        ("register", {"name": "bob"}, "'name' is not an argument of register"),
+        ("send_message", {}, "'group' is required"),
+        ("get_history", {"limit": 5, "bogus\x1b[2J": 1}, "bogus"),
+    ]
+    async with agent(server.url, tokens[alice], mode=mode) as session:
+        for tool, arguments, expected in calls:
+            error = await session.error(tool, **arguments)
+            assert error.startswith(f"invalid arguments for {tool}: "), error
+            assert expected in error
+            for noise in ("pydantic", "validation error", "input_value", "type=", "\n", "\x1b"):
+                assert noise not in error, (tool, error)
