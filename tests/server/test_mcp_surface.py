@@ -10,6 +10,7 @@ import itertools
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import jsonschema  # type: ignore[import-untyped]
 import pytest
 from mcp.types import Tool
@@ -217,3 +218,64 @@ async def test_argument_errors_are_plain_words(server: RunningServer, mode: str)
             assert expected in error
             for noise in ("pydantic", "validation error", "input_value", "type=", "\n", "\x1b"):
                 assert noise not in error, (tool, error)
+
+
+# -- what a client learns before calling a tool: capabilities, and the HTTP answers ----------
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_capabilities_promise_no_list_changes(server: RunningServer, mode: str) -> None:
+    """The relay's tools, prompts and resources never change while it runs, and it never
+    sends a list-changed notification: `initialize` (2025) and `server/discover` (2026)
+    must not promise one."""
+    _, alice, _, tokens = await _pair(server)
+    async with agent(server.url, tokens[alice], mode=mode) as session:
+        capabilities = session.client.server_capabilities
+        version = session.client.protocol_version
+    assert version == ("2025-11-25" if mode == "legacy" else "2026-07-28")
+    assert capabilities.tools is not None
+    for name in ("tools", "prompts", "resources"):
+        capability = getattr(capabilities, name)
+        assert capability is None or not capability.list_changed, (mode, name)
+
+
+async def test_a_refused_token_is_a_401_with_a_bearer_challenge(server: RunningServer) -> None:
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+    headers = {"Accept": "application/json, text/event-stream"}
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+        for auth in ({}, {"Authorization": "Bearer relay_pt_wrong"}, {"Authorization": "Basic x"}):
+            response = await http.post("/mcp", json=body, headers={**headers, **auth})
+            assert response.status_code == 401, auth
+            assert response.headers["www-authenticate"].startswith("Bearer"), auth
+            assert response.json()["error"]["code"] == "unauthorized"
+
+
+OAUTH_DISCOVERY = [
+    "/.well-known/oauth-authorization-server",
+    "/.well-known/oauth-protected-resource",
+    "/.well-known/oauth-authorization-server/mcp",
+    "/.well-known/oauth-protected-resource/mcp",
+    "/.well-known/openid-configuration",
+    "/mcp/.well-known/openid-configuration",
+]
+
+
+async def test_oauth_discovery_is_a_plain_404_with_or_without_a_token(
+    server: RunningServer,
+) -> None:
+    """No OAuth here: a client looking for it must learn so at once (404, not 401, which
+    starts OAuth discovery and dynamic client registration), and fall back to the
+    bearer header it was configured with."""
+    _, alice, _, tokens = await _pair(server)
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+        for path in OAUTH_DISCOVERY:
+            for auth in (
+                {},
+                {"Authorization": "Bearer relay_pt_wrong"},
+                {"Authorization": f"Bearer {tokens[alice]}"},
+            ):
+                response = await http.get(path, headers=auth)
+                assert response.status_code == 404, (path, auth, response.text)
+                assert response.headers["content-type"] == "application/json"
+                assert response.json()["error"]["code"] == "not_found"
+                assert "www-authenticate" not in response.headers
