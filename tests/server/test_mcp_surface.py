@@ -7,6 +7,7 @@ in plain words."""
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -205,7 +206,7 @@ async def test_argument_errors_are_plain_words(server: RunningServer, mode: str)
     _, alice, _, tokens = await _pair(server)
     calls: list[tuple[str, dict[str, Any], str]] = [
         ("wait_for_messages", {"timeout_s": "soon"}, "timeout_s"),
-        ("read_new_messages", {"limit": "ten"}, "limit"),
+        ("read_new_messages", {"limit": "ten"}, "'limit': Input should be a valid integer"),
         ("send_dm", {"to": 5, "message": "x"}, "to"),
         ("register", {"name": "bob"}, "'name' is not an argument of register"),
         ("send_message", {}, "'group' is required"),
@@ -279,3 +280,51 @@ async def test_oauth_discovery_is_a_plain_404_with_or_without_a_token(
                 assert response.headers["content-type"] == "application/json"
                 assert response.json()["error"]["code"] == "not_found"
                 assert "www-authenticate" not in response.headers
+
+
+# -- what the surface costs a model's context -------------------------------------------------
+
+PROSE_BUDGET = 1_200
+"""Tokens: the instructions plus every tool's title and description and every parameter's
+description (today about 1,000)."""
+CONTEXT_BUDGET = 2_500
+"""Tokens: what a client loads into the model per session, the instructions plus each tool's
+name, title, description and input schema as JSON (today about 2,240)."""
+
+
+def _tokens(text: str) -> int:
+    """An estimate without a tokenizer: about 4 characters a token for English and JSON."""
+    return -(-len(text) // 4)
+
+
+async def test_instructions_and_tool_descriptions_stay_within_budget(
+    server: RunningServer,
+) -> None:
+    _, alice, _, tokens = await _pair(server)
+    async with agent(server.url, tokens[alice]) as session:
+        instructions = session.client.instructions or ""
+        tools = (await session.client.list_tools()).tools
+    prose = instructions + "".join(
+        (tool.title or "")
+        + (tool.description or "")
+        + "".join(p.get("description", "") for p in tool.input_schema["properties"].values())
+        for tool in tools
+    )
+    context = instructions + json.dumps(
+        [
+            {
+                "name": t.name,
+                "title": t.title,
+                "description": t.description,
+                "inputSchema": t.input_schema,
+            }
+            for t in tools
+        ]
+    )
+    print(
+        f"MCP surface: {_tokens(prose)} tokens of prose ({len(prose)} characters), "
+        f"{_tokens(context)} tokens with input schemas ({len(context)} characters), "
+        f"{len(tools)} tools"
+    )
+    assert _tokens(prose) <= PROSE_BUDGET, f"{_tokens(prose)} tokens of prose"
+    assert _tokens(context) <= CONTEXT_BUDGET, f"{_tokens(context)} tokens with input schemas"
