@@ -24,6 +24,7 @@ import pytest
 from relay.server.engines import EngineError, open_engine
 from relay.server.engines.nats import NatsEngine, redact_url, server_urls
 from tests.conftest import RunningServer, make_peer, start_server
+from tests.harness.waiting import eventually_async
 from tests.server.nats_helpers import (
     fresh_engine,
     nats_binary,
@@ -80,11 +81,16 @@ def _auth(token: str) -> dict[str, str]:
 async def _until_known(server: RunningServer, token: str) -> None:
     """Wait until `server` has applied the join that made `token` (it follows the log)."""
     async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
-        for _ in range(500):  # 10 s
-            if (await http.get("/v1/me", headers=_auth(token))).status_code == 200:
-                return
-            await asyncio.sleep(0.02)
-    raise AssertionError(f"{server.url} never learned of the peer (is it following the log?)")
+
+        async def known() -> bool:
+            return (await http.get("/v1/me", headers=_auth(token))).status_code == 200
+
+        await eventually_async(
+            known,
+            timeout=10,
+            interval=0.02,
+            what=f"{server.url} to learn of the peer (is it following the log?)",
+        )
 
 
 async def _history(server: RunningServer, token: str, group: str) -> list[dict[str, Any]]:
@@ -398,11 +404,15 @@ async def test_kill_9_of_one_relay_loses_no_acknowledged_message(
         assert len(acked) >= 20
         # Everything A acknowledged is in the log, so B has it, live and in history.
         wanted = {m["id"] for m in acked}
-        for _ in range(500):  # B follows the log: wait (10 s at most) until it applied them
-            history = await _history(b, bob, "crash")
-            if wanted <= {m["id"] for m in history}:
-                break
-            await asyncio.sleep(0.02)
+
+        async def applied_on_b() -> list[dict[str, Any]] | None:
+            found = await _history(b, bob, "crash")
+            return found if wanted <= {m["id"] for m in found} else None
+
+        # B follows the log: wait (10 s at most) until it applied them
+        history = await eventually_async(
+            applied_on_b, timeout=10, interval=0.02, what="B to apply what A acknowledged"
+        )
         assert wanted <= {m["id"] for m in history}
         assert [m["seq"] for m in history] == list(range(1, len(history) + 1))
         live = await on_b.messages(len(history))
