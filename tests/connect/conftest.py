@@ -65,6 +65,9 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Home:
         "XDG_CONFIG_HOME": str(xdg),
         "TERM": "xterm-256color",
         "LANG": "C.UTF-8",
+        # Nothing else of the outer environment, but coverage's own settings: the
+        # relay-connect and relay processes these tests start are measured too.
+        **{k: v for k, v in os.environ.items() if k.startswith("COVERAGE_")},
     }
     return Home(home_dir, xdg, env)
 
