@@ -271,7 +271,8 @@ class RelayState:
         holder = group.members.get(peer.name)
         if holder == peer.id:
             return Applied(result=peer)
-        if holder is not None:
+        # Defensive: `names` keeps a name to one peer relay-wide, so no other holder exists.
+        if holder is not None:  # pragma: no cover
             raise Conflict(
                 f"the name {peer.name!r} is taken in group {group.name!r}; choose another name"
             )
