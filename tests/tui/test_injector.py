@@ -1015,3 +1015,79 @@ async def test_the_wrapper_keeps_off_a_pane_in_copy_mode() -> None:
         await _until(lambda: injector.view.delivered == 1, "delivery after scrolling")
     finally:
         task.cancel()
+
+
+# ---- what a lost, withheld or unclaimed paste leads to ---------------------------------------
+def test_an_empty_box_after_a_failed_paste_means_it_was_lost_so_it_is_pasted_again() -> None:
+    m = InjectorMachine(SETTINGS)
+    _, text = to_pasted(m)
+    m.io_failed("tmux paste-buffer failed", 1.6)
+    m.tick(3.6)
+    out = m.observed(IDLE, 3.6)  # no Enter onto an empty box: nothing of ours is there
+    assert not has_enter(out)
+    assert only_wait(out) == pytest.approx(4.1)
+    m.tick(4.1)
+    assert pastes(m.observed(IDLE, 4.1)) == [text]
+    assert m.view.delivered == 0
+
+
+def test_a_turn_that_starts_without_our_text_means_the_paste_was_lost() -> None:
+    m = InjectorMachine(SETTINGS)
+    _, text = to_pasted(m)
+    m.tick(1.7)
+    assert not has_enter(m.observed(BUSY, 1.7))
+    assert phase(m) is Phase.WAITING
+    assert m.view.reason == "agent busy: turn running (spinner)"
+    m.tick(2.2)
+    m.observed(IDLE, 2.2)
+    m.tick(2.7)
+    out = m.observed(IDLE, 2.7)
+    assert pastes(out) == [text]  # pasted afresh, never an Enter onto the empty box
+    assert not has_enter(out)
+
+
+def test_cleared_with_our_paste_gone_from_the_box_goes_idle_without_typing() -> None:
+    m = InjectorMachine(SETTINGS)
+    _, text = to_pasted(m)
+    m.tick(1.7)
+    m.observed(typed(text, PaneState.BUSY), 1.7)  # WAITING; the box may still hold our text
+    m.cleared(2.0)  # the agent read everything meanwhile
+    assert phase(m) is Phase.WAITING
+    commands: list[Command] = m.tick(2.2)
+    commands += m.observed(IDLE, 2.2)  # the box was emptied: nothing of ours left
+    commands += m.tick(2.7)
+    commands += m.observed(IDLE, 2.7)
+    assert not pastes(commands)
+    assert not has_enter(commands)
+    assert m.view == InjectorView("idle", 0, (), "", 0)
+    assert m.wake_at is None
+
+
+def test_a_one_off_prompt_holding_an_escape_is_withheld_and_says_why() -> None:
+    m = InjectorMachine(SETTINGS)
+    commands: list[Command] = m.one_off("Call register.\x1b[201~\rrm -rf ~", 0.0)
+    commands += m.observed(IDLE, 0.0)
+    commands += m.tick(0.5)
+    commands += m.observed(IDLE, 0.5)
+    assert not pastes(commands)
+    assert not has_enter(commands)
+    assert phase(m) is Phase.BACKOFF
+    assert m.view.reason == ("prompt withheld: it holds control characters ␛␍; retrying in 30 s")
+    assert m.view.pending == 1
+
+
+def test_a_one_off_whose_failed_paste_landed_is_submitted_once_and_leaves_the_queue() -> None:
+    m = InjectorMachine(SETTINGS)
+    text = "Call register to join the relay."
+    m.one_off(text, 0.0)
+    m.observed(IDLE, 0.0)
+    m.tick(0.5)
+    assert pastes(m.observed(IDLE, 0.5)) == [text]
+    m.io_failed("tmux paste-buffer failed", 0.6)  # it landed all the same
+    m.tick(2.6)
+    out = m.observed(typed(text), 2.6)
+    assert has_enter(out)
+    assert not pastes(out)
+    m.tick(3.1)
+    assert m.observed(IDLE, 3.1) == []
+    assert m.view == InjectorView("idle", 0, (), "", 1)
