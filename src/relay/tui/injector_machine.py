@@ -336,7 +336,8 @@ class InjectorMachine:
         assert attempt is not None
         prompt = attempt.prompt
         if prompt.one_off:
-            if self._one_offs and self._one_offs[0] == prompt.text:
+            # Defensive: the head one-off is the prompt being typed until it is delivered.
+            if self._one_offs and self._one_offs[0] == prompt.text:  # pragma: no branch
                 self._one_offs.popleft()
         else:
             for event_id in prompt.event_ids:
@@ -471,10 +472,9 @@ class InjectorMachine:
         return None
 
     def _blocker(self, reading: PaneReading, now: float) -> str | None:
-        """Why typing is not safe now, or None when it is."""
-        static = self._static_blocker()
-        if static:
-            return static
+        """Why the pane makes typing unsafe now, or None when it is safe.
+
+        Its one caller, `_observed_waiting`, has already returned on a static blocker."""
         if reading.state is PaneState.DIALOG:
             return reading.reason
         if reading.state is PaneState.IDLE_TEXT:
