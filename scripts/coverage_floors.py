@@ -14,7 +14,7 @@ down to a whole percent, less one point, because two runs do not cover exactly t
 lines (examples drawn by hypothesis, a retry or reconnect that happens or not, a process
 killed before it saved its data: up to 0.7 point between two runs of the injector's own
 tests). Raise a floor when the tests cover more; never lower one to let a change in. The
-sans-I/O core should reach 100 %: the figures in the comments say how far it is.
+sans-I/O core is held at 100 %: a change to it comes with the tests that cover it.
 
 Exit status: 0 when every part is at or over its floor, 1 when one is under, 2 when the
 report is missing a part (a file was renamed: fix the table).
@@ -53,11 +53,11 @@ class Floor:
 
 FLOORS: tuple[Floor, ...] = (
     # The sans-I/O core (STYLE.md: "Keep the core sans-I/O"); measured 2026-11-25.
-    Floor("core: server/state.py", 93.0, "src/relay/server/state.py"),  # 94.6 %
-    Floor("core: server/records.py", 87.0, "src/relay/server/records.py"),  # 88.2 %
+    Floor("core: server/state.py", 100.0, "src/relay/server/state.py"),
+    Floor("core: server/records.py", 100.0, "src/relay/server/records.py"),
     Floor("core: server/validate.py", 100.0, "src/relay/server/validate.py"),
     Floor("core: server/ratelimit.py", 100.0, "src/relay/server/ratelimit.py"),
-    Floor("core: tui/injector_machine.py", 96.0, "src/relay/tui/injector_machine.py"),  # 97.2 %
+    Floor("core: tui/injector_machine.py", 100.0, "src/relay/tui/injector_machine.py"),
     Floor("core: tui/injector_phases.py", 100.0, "src/relay/tui/injector_phases.py"),
     # The packages, and the modules at the top of src/relay.
     Floor("relay.server", 91.0, "src/relay/server/"),  # 92.0 %
