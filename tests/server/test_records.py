@@ -173,3 +173,9 @@ def test_check_record_refuses_a_record_built_in_memory_too() -> None:
     check_record(PeerUpdated("p", {"status": "working", "git_branch": "main"}, 1.0))
     with pytest.raises(ValueError, match=r"^peer record: unknown status"):
         check_record(PeerUpdated("p", {"status": "asleep"}, 1.0))
+
+
+@pytest.mark.parametrize("raw", [b'{"t": []}', b'{"t": {}}', b'{"t": 7}', b'{"t": null}'])
+def test_a_record_tag_that_is_not_a_string_is_a_value_error(raw: bytes) -> None:
+    with pytest.raises(ValueError, match="unknown log record type"):
+        decode(raw)

@@ -1063,7 +1063,7 @@ def test_cleared_with_our_paste_gone_from_the_box_goes_idle_without_typing() -> 
     assert m.wake_at is None
 
 
-def test_a_one_off_prompt_holding_an_escape_is_withheld_and_says_why() -> None:
+def test_a_one_off_prompt_holding_an_escape_is_dropped_and_says_why() -> None:
     m = InjectorMachine(SETTINGS)
     commands: list[Command] = m.one_off("Call register.\x1b[201~\rrm -rf ~", 0.0)
     commands += m.observed(IDLE, 0.0)
@@ -1072,8 +1072,8 @@ def test_a_one_off_prompt_holding_an_escape_is_withheld_and_says_why() -> None:
     assert not pastes(commands)
     assert not has_enter(commands)
     assert phase(m) is Phase.BACKOFF
-    assert m.view.reason == ("prompt withheld: it holds control characters ␛␍; retrying in 30 s")
-    assert m.view.pending == 1
+    assert m.view.reason == ("prompt dropped: it holds control characters ␛␍; retrying in 30 s")
+    assert m.view.pending == 0  # dropped: it could never be typed
 
 
 def test_a_one_off_whose_failed_paste_landed_is_submitted_once_and_leaves_the_queue() -> None:

@@ -188,7 +188,8 @@ def decode(raw: bytes | str) -> Record:
         raise ValueError("a log record nested too deep") from None
     if not isinstance(body, dict):
         raise ValueError("a log record is a JSON object")
-    cls = _BY_TAG.get(body.pop("t", None))
+    tag = body.pop("t", None)
+    cls = _BY_TAG.get(tag) if isinstance(tag, str) else None
     if cls is None:
         raise ValueError("unknown log record type")
     names = {f.name for f in fields(cls)}

@@ -404,7 +404,12 @@ class InjectorMachine:
         if stray:
             # Never reached by arrivals (names are validated); a guard against any other
             # way hostile bytes could get into a prompt: they must never reach the pane.
+            # A one-off prompt never changes, so it is dropped rather than retried for
+            # ever in front of the arrivals queued behind it.
             shown = terminal_safe(stray, keep_newlines=False)
+            if prompt.one_off:
+                self._one_offs.popleft()
+                return self._backoff(now, f"prompt dropped: it holds control characters {shown}")
             return self._backoff(now, f"prompt withheld: it holds control characters {shown}")
         self._round_pastes += 1
         self._attempt = _Attempt(prompt, pasted_at=now)
