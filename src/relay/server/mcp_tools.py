@@ -27,36 +27,24 @@ Decision: the limits are advertised, not enforced by the schema. They are attach
 of the right type reaches the relay, whose checks (`relay.server.validate`) give the one
 clear error a client sees on every front end (`/v1`, MCP) alike, such as "limit must be
 a whole number from 1 to 1000". A value of the wrong type or an unknown argument is
-refused by pydantic before the tool runs; `_PlainValidationErrors` rewrites that error
+refused by pydantic before the tool runs; `PlainValidationErrors` rewrites that error
 into one line per argument, with no pydantic links or input echoes.
 
 The relay never changes its lists of tools, prompts or resources, so `initialize` says
-`listChanged: false` on every wire (`_NoListChanges`).
+`listChanged: false` on every wire (`NoListChanges`).
 """
 
 from __future__ import annotations
 
-import inspect
-import typing
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, Final
+from typing import Annotated, Final
 
-import mcp.types as mt
-import pydantic
 from fastmcp import FastMCP
-from fastmcp.exceptions import ToolError, ValidationError
-from fastmcp.server.dependencies import get_http_request
-from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
-from fastmcp.tools import FunctionTool, ToolResult
+from fastmcp.tools import ToolResult
 from pydantic import BaseModel, Field
-from pydantic.json_schema import GenerateJsonSchema
 
 from relay.protocol import (
-    GROUP_NAME_PATTERN,
     KINDS,
-    PEER_NAME_PATTERN,
     SETTABLE_STATUSES,
     GroupInfo,
     Message,
@@ -64,17 +52,27 @@ from relay.protocol import (
     Peer,
     RecipientStatus,
 )
-from relay.server.auth import bearer_token
-from relay.server.errors import RelayServerError
 from relay.server.limits import MAX_DM_RECIPIENTS, MAX_WAIT_S
-from relay.server.relay import Caller, Relay
-from relay.server.state import PeerState
-from relay.server.validate import MAX_PATTERN, PROFILE_LIMITS
+from relay.server.mcp_kit import (
+    Call,
+    GroupName,
+    Limit,
+    MessageText,
+    PeerName,
+    ReplyTo,
+    hints,
+    limits,
+    make_server,
+    output_schema,
+    profile,
+    tool,
+)
+from relay.server.relay import Relay
+from relay.server.validate import MAX_PATTERN
 from relay.sinks import for_model, for_model_line
 
 __all__ = [
     "INSTRUCTIONS",
-    "Call",
     "build_mcp",
     "get_history",
     "leave_group",
@@ -87,7 +85,6 @@ __all__ = [
     "send_message",
     "set_status",
     "set_summary",
-    "tool",
     "wait_for_messages",
     "whoami",
 ]
@@ -149,207 +146,6 @@ def _messages(messages: list[Message], empty: str) -> ToolResult:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Call:
-    """What a tool is called with besides its arguments: the relay, and who calls."""
-
-    relay: Relay
-    caller: Caller
-    peer: PeerState
-
-
-Tool = Callable[..., Awaitable[ToolResult]]
-
-
-@dataclass(frozen=True, slots=True)
-class _Registered:
-    fn: Tool
-    title: str
-    annotations: mt.ToolAnnotations
-    output_schema: dict[str, Any]
-
-
-_TOOLS: list[_Registered] = []
-
-
-def tool(
-    *, title: str, annotations: mt.ToolAnnotations, output_schema: dict[str, Any]
-) -> Callable[[Tool], Tool]:
-    """Register `fn(call, **arguments)` as an MCP tool named after it, its docstring the
-    description, with a `title`, `annotations` and the `output_schema` of its
-    structured content."""
-
-    def register_tool(fn: Tool) -> Tool:
-        _TOOLS.append(
-            _Registered(fn, title, annotations.model_copy(update={"title": title}), output_schema)
-        )
-        return fn
-
-    return register_tool
-
-
-def _hints(
-    *, read_only: bool = False, destructive: bool = False, idempotent: bool = False
-) -> mt.ToolAnnotations:
-    """Annotations for a relay tool. Every hint is stated, since MCP's defaults assume
-    the worst (destructive, open-world); no tool reaches outside the relay."""
-    return mt.ToolAnnotations(
-        read_only_hint=read_only,
-        destructive_hint=destructive,
-        idempotent_hint=idempotent or read_only,
-        open_world_hint=False,
-    )
-
-
-class _NoTitles(GenerateJsonSchema):
-    """Output schemas without a generated title on every field ("Git Branch")."""
-
-    def field_title_should_be_set(self, schema: Any) -> bool:
-        return False
-
-
-def _output(model: type[BaseModel]) -> dict[str, Any]:
-    """The JSON schema of structured content shaped as `model`, as it is sent."""
-    return model.model_json_schema(by_alias=True, mode="serialization", schema_generator=_NoTitles)
-
-
-def _limits(**keywords: Any) -> Any:
-    """A parameter's limits for its advertised JSON schema only: pydantic does not
-    check them, the relay does (see the module docstring)."""
-    return Field(json_schema_extra=keywords)
-
-
-_DEFAULT_MESSAGE_CHARS: Final = 64 * 1024
-"""`message`'s `maxLength` in the source; `build_mcp` sets the relay's own limit."""
-
-GroupName = Annotated[str, _limits(pattern=f"^{GROUP_NAME_PATTERN}$")]
-PeerName = Annotated[str, _limits(pattern=f"^{PEER_NAME_PATTERN}$")]
-MessageText = Annotated[
-    str,
-    Field(description="the text; newlines are kept, control characters refused"),
-    _limits(maxLength=_DEFAULT_MESSAGE_CHARS),
-]
-ReplyTo = Annotated[
-    str | None, Field(description="id of the message you answer (`[id]` in its header)")
-]
-Limit = Annotated[int, _limits(minimum=1, maximum=1000)]
-
-
-def _profile(what: str, field: str) -> Any:
-    return Field(description=what, json_schema_extra={"maxLength": PROFILE_LIMITS[field]})
-
-
-def build_mcp(relay: Relay) -> FastMCP:
-    """The FastMCP server with relay's tools, bound to `relay`."""
-    mcp: FastMCP = FastMCP(
-        "relay",
-        instructions=INSTRUCTIONS,
-        mask_error_details=True,
-        middleware=[_PlainValidationErrors(), _NoListChanges()],
-    )
-    for registered in _TOOLS:
-        made = FunctionTool.from_function(
-            _bind(registered.fn, relay),
-            title=registered.title,
-            annotations=registered.annotations,
-            output_schema=registered.output_schema,
-        )
-        message = made.parameters.get("properties", {}).get("message")
-        if message is not None:
-            message["maxLength"] = relay.config.max_message_bytes
-        mcp.add_tool(made)
-    return mcp
-
-
-def _bind(fn: Tool, relay: Relay) -> Tool:
-    """`fn` as FastMCP sees it: its parameters but `call`, which is filled per request."""
-    hints = typing.get_type_hints(fn, include_extras=True)
-    signature = inspect.signature(fn)
-    params = [
-        p.replace(annotation=hints[name])
-        for name, p in signature.parameters.items()
-        if name != "call"
-    ]
-
-    async def bound(**arguments: Any) -> ToolResult:
-        try:
-            token = bearer_token(get_http_request().headers.get("authorization"))
-            caller = relay.authenticate(token)
-            call = Call(relay, caller, relay.require_peer(caller))
-            return await fn(call, **arguments)
-        except RelayServerError as exc:
-            raise ToolError(exc.message) from None
-
-    bound.__signature__ = signature.replace(  # type: ignore[attr-defined]
-        parameters=params, return_annotation=hints["return"]
-    )
-    bound.__annotations__ = {p.name: p.annotation for p in params} | {"return": hints["return"]}
-    bound.__name__ = fn.__name__
-    bound.__qualname__ = fn.__qualname__
-    bound.__doc__ = fn.__doc__
-    return bound
-
-
-def _plain(tool_name: str, error: pydantic.ValidationError) -> str:
-    """A pydantic argument error as one clause per argument: no links, no input echo."""
-    clauses: dict[str, str] = {}
-    for detail in error.errors(include_url=False, include_context=False, include_input=False):
-        loc = detail["loc"]
-        name = for_model_line(str(loc[0])) if loc else "the arguments"
-        if name in clauses:
-            continue  # a union reports each branch; the first says enough
-        if detail["type"] == "unexpected_keyword_argument":
-            clauses[name] = f"{name!r} is not an argument of {tool_name}"
-        elif detail["type"] in ("missing", "missing_argument"):
-            clauses[name] = f"{name!r} is required"
-        else:
-            clauses[name] = f"{name!r}: {detail['msg'].rstrip('.')}"
-    return (
-        f"invalid arguments for {tool_name}: {'; '.join(clauses.values())} "
-        "(see the tool's input schema)"
-    )
-
-
-class _PlainValidationErrors(Middleware):
-    """Arguments of the wrong JSON type, unknown or missing: pydantic refuses them before
-    the tool runs; the model gets `_plain`'s one line instead of pydantic's report."""
-
-    async def on_call_tool(
-        self,
-        context: MiddlewareContext[mt.CallToolRequestParams],
-        call_next: CallNext[mt.CallToolRequestParams, ToolResult],
-    ) -> ToolResult:
-        try:
-            return await call_next(context)
-        except ValidationError as exc:
-            cause = exc.__cause__
-            if isinstance(cause, pydantic.ValidationError):
-                raise ToolError(_plain(context.message.name, cause)) from None
-            raise ToolError(f"invalid arguments for {context.message.name}") from None
-
-
-class _NoListChanges(Middleware):
-    """`listChanged: false` in `initialize`: the relay never sends a list-changed
-    notification (FastMCP advertises them on the 2025 wire; the 2026 wire already
-    derives false, as no `subscriptions/listen` is served)."""
-
-    async def on_initialize(
-        self,
-        context: MiddlewareContext[mt.InitializeRequest],
-        call_next: CallNext[mt.InitializeRequest, mt.InitializeResult | None],
-    ) -> mt.InitializeResult | None:
-        result = await call_next(context)
-        if result is None:
-            return None
-        caps = result.capabilities
-        changes: dict[str, Any] = {}
-        for name in ("tools", "prompts", "resources"):
-            capability = getattr(caps, name)
-            if capability is not None:
-                changes[name] = capability.model_copy(update={"list_changed": False})
-        return result.model_copy(update={"capabilities": caps.model_copy(update=changes)})
-
-
 # -- what the tools answer (structured content); schemas only, the tools build dicts ----
 
 
@@ -397,22 +193,20 @@ class _LeftResult(BaseModel):
 
 @tool(
     title="Register this session",
-    annotations=_hints(idempotent=True),
-    output_schema=_output(_RegisterResult),
+    annotations=hints(idempotent=True),
+    output_schema=output_schema(_RegisterResult),
 )
 async def register(
     call: Call,
-    hostname: Annotated[
-        str | None, _profile("the machine this session runs on", "hostname")
-    ] = None,
-    working_directory: Annotated[str | None, _profile("the directory you work in", "cwd")] = None,
-    git_branch: Annotated[str | None, _profile("the git branch checked out", "git_branch")] = None,
+    hostname: Annotated[str | None, profile("the machine this session runs on", "hostname")] = None,
+    working_directory: Annotated[str | None, profile("the directory you work in", "cwd")] = None,
+    git_branch: Annotated[str | None, profile("the git branch checked out", "git_branch")] = None,
     kind: Annotated[
-        Annotated[str, _limits(enum=list(KINDS))] | None,
+        Annotated[str, limits(enum=list(KINDS))] | None,
         Field(description="what you are: an agent CLI, a human or other"),
     ] = None,
-    role: Annotated[str | None, _profile("your role in the team, e.g. reviewer", "role")] = None,
-    summary: Annotated[str | None, _profile("one line: what you are doing", "summary")] = None,
+    role: Annotated[str | None, profile("your role in the team, e.g. reviewer", "role")] = None,
+    summary: Annotated[str | None, profile("one line: what you are doing", "summary")] = None,
 ) -> ToolResult:
     """Announce this session: where it runs and what it is doing. Call once at start.
 
@@ -447,7 +241,7 @@ async def register(
     )
 
 
-@tool(title="Who am I", annotations=_hints(read_only=True), output_schema=_output(_PeerResult))
+@tool(title="Who am I", annotations=hints(read_only=True), output_schema=output_schema(_PeerResult))
 async def whoami(call: Call) -> ToolResult:
     """Your name, kind and groups as the relay knows them from your credential; call it
     when unsure which identity or groups you have."""
@@ -456,7 +250,7 @@ async def whoami(call: Call) -> ToolResult:
     return ToolResult(content=text, structured_content={"peer": me})
 
 
-@tool(title="Post to a group", annotations=_hints(), output_schema=_output(_SentResult))
+@tool(title="Post to a group", annotations=hints(), output_schema=output_schema(_SentResult))
 async def send_message(
     call: Call,
     group: Annotated[GroupName, Field(description="the group to post to")],
@@ -472,11 +266,11 @@ async def send_message(
     )
 
 
-@tool(title="Send a direct message", annotations=_hints(), output_schema=_output(_DmResult))
+@tool(title="Send a direct message", annotations=hints(), output_schema=output_schema(_DmResult))
 async def send_dm(
     call: Call,
     to: Annotated[
-        PeerName | Annotated[list[PeerName], _limits(minItems=1, maxItems=MAX_DM_RECIPIENTS)],
+        PeerName | Annotated[list[PeerName], limits(minItems=1, maxItems=MAX_DM_RECIPIENTS)],
         Field(description="a peer name or a list of names"),
     ],
     message: MessageText,
@@ -502,8 +296,8 @@ async def send_dm(
 
 @tool(
     title="Read new messages",
-    annotations=_hints(),
-    output_schema=_output(_MessagesResult),
+    annotations=hints(),
+    output_schema=output_schema(_MessagesResult),
 )
 async def read_new_messages(
     call: Call,
@@ -522,15 +316,15 @@ async def read_new_messages(
 
 @tool(
     title="Wait for messages",
-    annotations=_hints(),
-    output_schema=_output(_MessagesResult),
+    annotations=hints(),
+    output_schema=output_schema(_MessagesResult),
 )
 async def wait_for_messages(
     call: Call,
     timeout_s: Annotated[
         float | None,
         Field(description="seconds to wait (default 60)"),
-        _limits(minimum=0, maximum=MAX_WAIT_S),
+        limits(minimum=0, maximum=MAX_WAIT_S),
     ] = None,
 ) -> ToolResult:
     """Block until something unread arrives or the timeout passes, then return it
@@ -541,8 +335,8 @@ async def wait_for_messages(
 
 @tool(
     title="List peers",
-    annotations=_hints(read_only=True),
-    output_schema=_output(_PeersResult),
+    annotations=hints(read_only=True),
+    output_schema=output_schema(_PeersResult),
 )
 async def list_peers(
     call: Call,
@@ -559,8 +353,8 @@ async def list_peers(
 
 @tool(
     title="Search message history",
-    annotations=_hints(read_only=True),
-    output_schema=_output(_MessagesResult),
+    annotations=hints(read_only=True),
+    output_schema=output_schema(_MessagesResult),
 )
 async def get_history(
     call: Call,
@@ -571,7 +365,7 @@ async def get_history(
     filter: Annotated[
         str | None,
         Field(description="RE2 regular expression matched against the text, ignoring case"),
-        _limits(maxLength=MAX_PATTERN),
+        limits(maxLength=MAX_PATTERN),
     ] = None,
     start_time: Annotated[
         float | str | None, Field(description="not before: Unix seconds or ISO-8601")
@@ -614,8 +408,8 @@ async def get_history(
 
 @tool(
     title="List my groups",
-    annotations=_hints(read_only=True),
-    output_schema=_output(_GroupsResult),
+    annotations=hints(read_only=True),
+    output_schema=output_schema(_GroupsResult),
 )
 async def list_groups(call: Call) -> ToolResult:
     """Your groups, with member counts: where you can post."""
@@ -626,8 +420,8 @@ async def list_groups(call: Call) -> ToolResult:
 
 @tool(
     title="Leave a group",
-    annotations=_hints(destructive=True, idempotent=True),
-    output_schema=_output(_LeftResult),
+    annotations=hints(destructive=True, idempotent=True),
+    output_schema=output_schema(_LeftResult),
 )
 async def leave_group(
     call: Call, group: Annotated[GroupName, Field(description="the group to leave")]
@@ -640,12 +434,12 @@ async def leave_group(
 
 @tool(
     title="Set my summary",
-    annotations=_hints(idempotent=True),
-    output_schema=_output(_PeerResult),
+    annotations=hints(idempotent=True),
+    output_schema=output_schema(_PeerResult),
 )
 async def set_summary(
     call: Call,
-    summary: Annotated[str, _profile("one line, one or two sentences", "summary")],
+    summary: Annotated[str, profile("one line, one or two sentences", "summary")],
 ) -> ToolResult:
     """Say what this session is doing, for the others' list_peers and sidebars. Call it
     when your task changes."""
@@ -655,12 +449,12 @@ async def set_summary(
 
 @tool(
     title="Set my status",
-    annotations=_hints(idempotent=True),
-    output_schema=_output(_PeerResult),
+    annotations=hints(idempotent=True),
+    output_schema=output_schema(_PeerResult),
 )
 async def set_status(
     call: Call,
-    status: Annotated[str, Field(description="your status"), _limits(enum=list(SETTABLE_STATUSES))],
+    status: Annotated[str, Field(description="your status"), limits(enum=list(SETTABLE_STATUSES))],
 ) -> ToolResult:
     """Set your status: `idle`, `working` or `dnd` (do not disturb: no prompts)."""
     me = await call.relay.members.update_profile(call.peer, {"status": status})
@@ -671,8 +465,8 @@ async def set_status(
 
 @tool(
     title="Message delivery status",
-    annotations=_hints(read_only=True),
-    output_schema=_output(MessageStatus),
+    annotations=hints(read_only=True),
+    output_schema=output_schema(MessageStatus),
 )
 async def message_status(
     call: Call,
@@ -690,3 +484,8 @@ async def message_status(
         content="\n".join(lines) or "No recipients.",
         structured_content=status.model_dump(mode="json", by_alias=True),
     )
+
+
+def build_mcp(relay: Relay) -> FastMCP:
+    """The FastMCP server with relay's tools, bound to `relay`."""
+    return make_server(relay, INSTRUCTIONS)

@@ -1,0 +1,256 @@
+"""How relay's tools become an MCP server: the `@tool` registry, the `Call` each tool
+gets, the helpers that describe parameters and results, and two middlewares.
+
+A tool is a module-level function `fn(call, **arguments)` registered with
+`@tool(title=..., annotations=hints(...), output_schema=output_schema(Model))`.
+`make_server` binds every registered tool to one relay: `call` is not part of the tool's
+schema; it is filled for every call with the relay and the caller, resolved from the
+`Authorization` header of the HTTP request that carries the call (never from an argument
+or the MCP session), and a `RelayServerError` becomes a tool error with its message.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Final
+
+import mcp.types as mt
+import pydantic
+from fastmcp import FastMCP
+from fastmcp.exceptions import ToolError, ValidationError
+from fastmcp.server.dependencies import get_http_request
+from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
+from fastmcp.tools import FunctionTool, ToolResult
+from pydantic import BaseModel, Field
+from pydantic.json_schema import GenerateJsonSchema
+
+from relay.protocol import GROUP_NAME_PATTERN, PEER_NAME_PATTERN
+from relay.server.auth import bearer_token
+from relay.server.errors import RelayServerError
+from relay.server.relay import Caller, Relay
+from relay.server.state import PeerState
+from relay.server.validate import PROFILE_LIMITS
+from relay.sinks import for_model_line
+
+__all__ = [
+    "Call",
+    "GroupName",
+    "Limit",
+    "MessageText",
+    "NoListChanges",
+    "NoTitles",
+    "PeerName",
+    "PlainValidationErrors",
+    "ReplyTo",
+    "Tool",
+    "hints",
+    "limits",
+    "make_server",
+    "output_schema",
+    "profile",
+    "tool",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """What a tool is called with besides its arguments: the relay, and who calls."""
+
+    relay: Relay
+    caller: Caller
+    peer: PeerState
+
+
+Tool = Callable[..., Awaitable[ToolResult]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Registered:
+    fn: Tool
+    title: str
+    annotations: mt.ToolAnnotations
+    output_schema: dict[str, Any]
+
+
+_TOOLS: list[_Registered] = []
+
+
+def tool(
+    *, title: str, annotations: mt.ToolAnnotations, output_schema: dict[str, Any]
+) -> Callable[[Tool], Tool]:
+    """Register `fn(call, **arguments)` as an MCP tool named after it, its docstring the
+    description, with a `title`, `annotations` and the `output_schema` of its
+    structured content."""
+
+    def register_tool(fn: Tool) -> Tool:
+        _TOOLS.append(
+            _Registered(fn, title, annotations.model_copy(update={"title": title}), output_schema)
+        )
+        return fn
+
+    return register_tool
+
+
+def hints(
+    *, read_only: bool = False, destructive: bool = False, idempotent: bool = False
+) -> mt.ToolAnnotations:
+    """Annotations for a relay tool. Every hint is stated, since MCP's defaults assume
+    the worst (destructive, open-world); no tool reaches outside the relay."""
+    return mt.ToolAnnotations(
+        read_only_hint=read_only,
+        destructive_hint=destructive,
+        idempotent_hint=idempotent or read_only,
+        open_world_hint=False,
+    )
+
+
+class NoTitles(GenerateJsonSchema):
+    """Output schemas without a generated title on every field ("Git Branch")."""
+
+    def field_title_should_be_set(self, schema: Any) -> bool:
+        return False
+
+
+def output_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The JSON schema of structured content shaped as `model`, as it is sent."""
+    return model.model_json_schema(by_alias=True, mode="serialization", schema_generator=NoTitles)
+
+
+def limits(**keywords: Any) -> Any:
+    """A parameter's limits for its advertised JSON schema only: pydantic does not
+    check them, the relay does (see the module docstring)."""
+    return Field(json_schema_extra=keywords)
+
+
+_DEFAULT_MESSAGE_CHARS: Final = 64 * 1024
+"""`message`'s `maxLength` in the source; `build_mcp` sets the relay's own limit."""
+
+GroupName = Annotated[str, limits(pattern=f"^{GROUP_NAME_PATTERN}$")]
+PeerName = Annotated[str, limits(pattern=f"^{PEER_NAME_PATTERN}$")]
+MessageText = Annotated[
+    str,
+    Field(description="the text; newlines are kept, control characters refused"),
+    limits(maxLength=_DEFAULT_MESSAGE_CHARS),
+]
+ReplyTo = Annotated[
+    str | None, Field(description="id of the message you answer (`[id]` in its header)")
+]
+Limit = Annotated[int, limits(minimum=1, maximum=1000)]
+
+
+def profile(what: str, field: str) -> Any:
+    return Field(description=what, json_schema_extra={"maxLength": PROFILE_LIMITS[field]})
+
+
+def _bind(fn: Tool, relay: Relay) -> Tool:
+    """`fn` as FastMCP sees it: its parameters but `call`, which is filled per request."""
+    types = typing.get_type_hints(fn, include_extras=True)
+    signature = inspect.signature(fn)
+    params = [
+        p.replace(annotation=types[name])
+        for name, p in signature.parameters.items()
+        if name != "call"
+    ]
+
+    async def bound(**arguments: Any) -> ToolResult:
+        try:
+            token = bearer_token(get_http_request().headers.get("authorization"))
+            caller = relay.authenticate(token)
+            call = Call(relay, caller, relay.require_peer(caller))
+            return await fn(call, **arguments)
+        except RelayServerError as exc:
+            raise ToolError(exc.message) from None
+
+    bound.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=params, return_annotation=types["return"]
+    )
+    bound.__annotations__ = {p.name: p.annotation for p in params} | {"return": types["return"]}
+    bound.__name__ = fn.__name__
+    bound.__qualname__ = fn.__qualname__
+    bound.__doc__ = fn.__doc__
+    return bound
+
+
+def _plain(tool_name: str, error: pydantic.ValidationError) -> str:
+    """A pydantic argument error as one clause per argument: no links, no input echo."""
+    clauses: dict[str, str] = {}
+    for detail in error.errors(include_url=False, include_context=False, include_input=False):
+        loc = detail["loc"]
+        name = for_model_line(str(loc[0])) if loc else "the arguments"
+        if name in clauses:
+            continue  # a union reports each branch; the first says enough
+        if detail["type"] == "unexpected_keyword_argument":
+            clauses[name] = f"{name!r} is not an argument of {tool_name}"
+        elif detail["type"] in ("missing", "missing_argument"):
+            clauses[name] = f"{name!r} is required"
+        else:
+            clauses[name] = f"{name!r}: {detail['msg'].rstrip('.')}"
+    return (
+        f"invalid arguments for {tool_name}: {'; '.join(clauses.values())} "
+        "(see the tool's input schema)"
+    )
+
+
+class PlainValidationErrors(Middleware):
+    """Arguments of the wrong JSON type, unknown or missing: pydantic refuses them before
+    the tool runs; the model gets `_plain`'s one line instead of pydantic's report."""
+
+    async def on_call_tool(
+        self,
+        context: MiddlewareContext[mt.CallToolRequestParams],
+        call_next: CallNext[mt.CallToolRequestParams, ToolResult],
+    ) -> ToolResult:
+        try:
+            return await call_next(context)
+        except ValidationError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, pydantic.ValidationError):
+                raise ToolError(_plain(context.message.name, cause)) from None
+            raise ToolError(f"invalid arguments for {context.message.name}") from None
+
+
+class NoListChanges(Middleware):
+    """`listChanged: false` in `initialize`: the relay never sends a list-changed
+    notification (FastMCP advertises them on the 2025 wire; the 2026 wire already
+    derives false, as no `subscriptions/listen` is served)."""
+
+    async def on_initialize(
+        self,
+        context: MiddlewareContext[mt.InitializeRequest],
+        call_next: CallNext[mt.InitializeRequest, mt.InitializeResult | None],
+    ) -> mt.InitializeResult | None:
+        result = await call_next(context)
+        if result is None:
+            return None
+        caps = result.capabilities
+        changes: dict[str, Any] = {}
+        for name in ("tools", "prompts", "resources"):
+            capability = getattr(caps, name)
+            if capability is not None:
+                changes[name] = capability.model_copy(update={"list_changed": False})
+        return result.model_copy(update={"capabilities": caps.model_copy(update=changes)})
+
+
+def make_server(relay: Relay, instructions: str) -> FastMCP:
+    """The FastMCP server with every registered tool, bound to `relay`."""
+    mcp: FastMCP = FastMCP(
+        "relay",
+        instructions=instructions,
+        mask_error_details=True,
+        middleware=[PlainValidationErrors(), NoListChanges()],
+    )
+    for registered in _TOOLS:
+        made = FunctionTool.from_function(
+            _bind(registered.fn, relay),
+            title=registered.title,
+            annotations=registered.annotations,
+            output_schema=registered.output_schema,
+        )
+        message = made.parameters.get("properties", {}).get("message")
+        if message is not None:
+            message["maxLength"] = relay.config.max_message_bytes
+        mcp.add_tool(made)
+    return mcp
