@@ -60,11 +60,13 @@ FLOORS: tuple[Floor, ...] = (
     Floor("core: tui/injector_machine.py", 100.0, "src/relay/tui/injector_machine.py"),
     Floor("core: tui/injector_phases.py", 100.0, "src/relay/tui/injector_phases.py"),
     # The packages, and the modules at the top of src/relay.
-    Floor("relay.server", 91.0, "src/relay/server/"),  # 92.0 %
-    Floor("relay.tui", 87.0, "src/relay/tui/"),  # 88.6 %
-    Floor("relay.connect", 74.0, "src/relay/connect/"),  # 75.6 %
-    Floor("relay (top-level modules)", 95.0, "src/relay/", top_level_only=True),  # 96.9 %
-    Floor("total", 87.0, "src/relay/"),  # 88.1 %
+    # Measured by `bash .ci/run` on a fresh clone, 2026-11-25: server 94.6 %, tui 93.3 %,
+    # connect 90.7 % (its processes measured since), top-level 96.9 %, total 93.7 %.
+    Floor("relay.server", 93.0, "src/relay/server/"),
+    Floor("relay.tui", 91.0, "src/relay/tui/"),
+    Floor("relay.connect", 89.0, "src/relay/connect/"),
+    Floor("relay (top-level modules)", 95.0, "src/relay/", top_level_only=True),
+    Floor("total", 92.0, "src/relay/"),
 )
 
 
