@@ -202,3 +202,18 @@ def test_a_damaged_operator_token_file_stops_the_relay_with_one_line(
     assert "Traceback" not in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1
     assert token_file.read_bytes() == content  # left as it was
+
+
+async def test_mcp_calls_leave_no_line_per_call_in_the_log(tmp_path: Path) -> None:
+    """One line per tool call would fill an operator's log (and cost time on every call)."""
+    server = start_server(tmp_path / "relay")
+    try:
+        token = await make_peer(server, "team", "alice")
+        async with agent(server.url, token) as alice:
+            for _ in range(5):
+                await alice.call("whoami")
+        server.stop()
+        assert "Terminating session" not in server.logs()
+    finally:
+        if server.process.poll() is None:
+            server.kill()

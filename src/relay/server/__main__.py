@@ -189,6 +189,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if config.log_level != "debug":
+        # The MCP library says "Terminating session: None" at INFO for every call.
+        logging.getLogger("mcp.server.streamable_http").setLevel(logging.WARNING)
     try:
         asyncio.run(serve(config))
     except (EngineError, ConfigError) as exc:

@@ -86,9 +86,10 @@ def create_app(relay: Relay, *, start_relay: bool = True) -> Starlette:
                 await relay.close()
 
     all_routes: list[BaseRoute] = [
+        # /mcp first: it is what agents call most, and Starlette tries routes in order.
+        Route("/mcp", mcp_endpoint, methods=mcp_methods),
         *routes(),
         Route("/v1/events", events_endpoint, methods=["GET"]),
-        Route("/mcp", mcp_endpoint, methods=mcp_methods),
     ]
     app = Starlette(
         routes=all_routes,
