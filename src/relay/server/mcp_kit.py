@@ -253,4 +253,9 @@ def make_server(relay: Relay, instructions: str) -> FastMCP:
         if message is not None:
             message["maxLength"] = relay.config.max_message_bytes
         mcp.add_tool(made)
+    # FastMCP makes its session-state store on the first tool call, importing about
+    # 250 ms of modules on the event loop while every stream waits; make it now, before
+    # the relay serves. (A private property: if a FastMCP release drops it, nothing
+    # breaks but the first call's pause.)
+    getattr(mcp, "_state_store", None)
     return mcp
