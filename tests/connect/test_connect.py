@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import stat
 import uuid
 from pathlib import Path
@@ -93,6 +94,42 @@ def test_scripted_connect_splits_starts_sidebar_and_the_agent_registers(
     assert "connected as 'api'" in out
     assert len(lab.window_panes(pane)) == 2
     assert not pending_prompt_path(pane).exists()  # the agent is not asked to register twice
+
+
+def test_operator_token_file_prints_the_new_groups_join_secret_once_and_stores_it_nowhere(
+    home: Home, lab: Lab, relay_server: RunningServer, tmp_path: Path
+) -> None:
+    pane = lab.start_standin("claude-code", git_repo(lab.root / "lead", "main"))
+    mate = lab.start_standin("claude-code", git_repo(lab.root / "mate", "main"))
+    operator = tmp_path / "operator"
+    operator.write_text(relay_server.operator_token + "\n")
+
+    # no --create: the group is missing, so the operator token creates it
+    code, out, err = _connect(
+        home, lab, "--server", relay_server.url, "--group", "fresh", "--pane", pane,
+        "--operator-token-file", str(operator), "--yes", "--no-sidebar",
+    )  # fmt: skip
+
+    assert code == 0, err
+    shown = re.findall(r"join secret \(shown this once, share it privately\): (\S+)", out)
+    assert len(shown) == 1, out
+    secret = shown[0]
+    assert "relay-connect --group fresh --secret-file FILE" in out
+    assert secret not in err
+    for path in [*home.home.rglob("*"), *home.xdg.rglob("*")]:
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
+
+    # the teammate step works with what was printed
+    secret_file = tmp_path / "join-secret"
+    secret_file.write_text(secret)
+    code, out, err = _connect(
+        home, lab, "--server", relay_server.url, "--group", "fresh", "--pane", mate,
+        "--secret-file", str(secret_file), "--yes", "--no-sidebar",
+    )  # fmt: skip
+    assert code == 0, err
+    assert f"{mate}: connected as 'mate' in group 'fresh'" in out
+    assert "join secret" not in out  # nothing was created this time
 
 
 def test_two_panes_get_two_identities_and_a_taken_default_name_moves_on(

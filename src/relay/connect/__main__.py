@@ -122,13 +122,20 @@ def run(argv: Sequence[str] | None = None, *, interactive: bool | None = None) -
         results = asyncio.run(connector.connect(request, found))
     except RelayError as exc:
         raise ConnectError(f"the relay said: {exc}") from exc
+    shown_secret = False
     for done in results:
         where = f"sidebar {done.sidebar}" if done.sidebar else "no sidebar"
         print(f"{done.pane_id}: connected as {done.name!r} in group {done.group!r} ({where})")
-        if done.join_secret and done is results[0]:
+        if done.join_secret and not shown_secret:
+            # To the terminal only: never a log, never a file.
+            shown_secret = True
             print(
                 f"  group {done.group} created; its join secret (shown this once, share it "
                 f"privately): {terminal_safe(done.join_secret)}"
+            )
+            print(
+                "  teammates join with it: they save it in a file and run "
+                f"relay-connect --group {done.group} --secret-file FILE"
             )
         pending = pending_path_for(store, done.pane_id)
         if pending.exists():

@@ -91,6 +91,7 @@ class Connector:
         self.say = say
         self.manifest = Manifest(store.manifest_file)
         self.relay_cmd = relay_command()
+        self._created_secret: str | None = None
 
     async def connect(
         self, request: ConnectRequest, found: list[AgentPane] | None = None
@@ -101,7 +102,9 @@ class Connector:
         self.manifest.check()
         sidebars = {p.pane_id: p.sidebar for p in found or []}
         done: list[Connected] = []
-        join_secret = await self._ensure_group(request) if request.create else None
+        self._created_secret = None
+        if request.create:
+            await self._ensure_group(request)
         for choice in request.panes:
             pane_id = choice.pane_id or self.tmux.new_window(choice.cwd, name=choice.name)
             joined = await self._join(request, choice, pane_id)
@@ -142,18 +145,19 @@ class Connector:
                     sidebar,
                     choice.pane_id is None,
                     hint,
-                    join_secret,
+                    self._created_secret,
                 )
             )
         return done
 
-    async def _ensure_group(self, request: ConnectRequest) -> str | None:
+    async def _ensure_group(self, request: ConnectRequest) -> None:
+        """Create the group; its join secret is kept (in memory only) to be shown once."""
         async with RelayClient(request.server, request.secret.value) as client:
             try:
-                return (await client.create_group(request.group)).join_secret
+                self._created_secret = (await client.create_group(request.group)).join_secret
             except ApiError as exc:
                 if exc.status == 409:
-                    return None  # it exists: the operator token joins it anyway
+                    return  # it exists: the operator token joins it anyway
                 raise
 
     async def _join(self, request: ConnectRequest, choice: PaneChoice, pane_id: str) -> Joined:
