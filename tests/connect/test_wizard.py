@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -56,9 +57,11 @@ class ScriptedPrompter(InquirerPrompter):
         self._next(message)
         return super().select(message, choices, default)
 
-    def checkbox(self, message: str, choices: Sequence[tuple[str, str]]) -> list[str]:
+    def checkbox(
+        self, message: str, choices: Sequence[tuple[str, str]], checked: Sequence[str] = ()
+    ) -> list[str]:
         self._next(message)
-        return super().checkbox(message, choices)
+        return super().checkbox(message, choices, checked)
 
 
 @pytest.fixture
@@ -113,6 +116,30 @@ def test_interactive_wizard_asks_only_what_flags_did_not_give(pipe: PipeInput) -
     assert not request.panes[0].name_given
     assert request.secret.kind == "join"
     assert request.server == "http://relay:1"
+
+
+def test_the_one_pane_left_starts_picked_so_enter_alone_takes_it(pipe: PipeInput) -> None:
+    prompter = ScriptedPrompter(pipe, [ENTER, ENTER])  # the picker, then the suggested name
+    wizard = Wizard(prompter, interactive=True, environ={"RELAY_JOIN_SECRET": "js"})
+    flags = Flags(server="http://relay:1", group="team", scope="user")
+    taken = replace(_pane("%1", cwd="/src/old"), has_credentials=True, sidebar="%9")
+
+    request = wizard.resolve(flags, [taken, _pane("%2", cwd="/src/web")])
+
+    assert prompter.asked[0] == "Which agent pane(s) should join?"
+    assert [p.pane_id for p in request.panes] == ["%2"]
+    assert request.panes[0].name == "web"
+
+
+def test_with_several_panes_none_starts_picked(pipe: PipeInput) -> None:
+    # Enter alone is refused ("pick at least one pane"), then space picks the first.
+    prompter = ScriptedPrompter(pipe, [ENTER + SPACE + ENTER, ENTER])
+    wizard = Wizard(prompter, interactive=True, environ={"RELAY_JOIN_SECRET": "js"})
+    flags = Flags(server="http://relay:1", group="team", scope="user")
+
+    request = wizard.resolve(flags, [_pane("%1"), _pane("%2", cwd="/src/web")])
+
+    assert [p.pane_id for p in request.panes] == ["%1"]
 
 
 def test_interactive_server_defaults_to_the_last_one(pipe: PipeInput) -> None:

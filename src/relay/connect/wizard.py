@@ -105,7 +105,9 @@ class Prompter(Protocol):
 
     def select(self, message: str, choices: Sequence[tuple[str, str]], default: str) -> str: ...
 
-    def checkbox(self, message: str, choices: Sequence[tuple[str, str]]) -> list[str]: ...
+    def checkbox(
+        self, message: str, choices: Sequence[tuple[str, str]], checked: Sequence[str] = ()
+    ) -> list[str]: ...
 
 
 class InquirerPrompter:
@@ -138,11 +140,16 @@ class InquirerPrompter:
         options = [Choice(value=value, name=label) for value, label in choices]
         return str(ListPrompt(message=message, choices=options, default=default).execute())
 
-    def checkbox(self, message: str, choices: Sequence[tuple[str, str]]) -> list[str]:
+    def checkbox(
+        self, message: str, choices: Sequence[tuple[str, str]], checked: Sequence[str] = ()
+    ) -> list[str]:
+        """The values picked; those in `checked` start picked (Enter alone accepts them)."""
         from InquirerPy.base.control import Choice
         from InquirerPy.prompts.checkbox import CheckboxPrompt
 
-        options = [Choice(value=value, name=label) for value, label in choices]
+        options = [
+            Choice(value=value, name=label, enabled=value in checked) for value, label in choices
+        ]
         answer = CheckboxPrompt(
             message=message + " (space to pick, enter to accept)",
             choices=options,
@@ -289,8 +296,11 @@ class Wizard:
         listing = "; ".join(p.label() for p in free)
         if not self._ask(flags, "--pane", f"which agent pane to connect ({listing})", default):
             return [free[0]]
+        # One pane left: it starts picked, so Enter alone accepts it.
         values = self.prompter.checkbox(
-            "Which agent pane(s) should join?", [(p.pane_id, p.label()) for p in free]
+            "Which agent pane(s) should join?",
+            [(p.pane_id, p.label()) for p in free],
+            [default] if default else (),
         )
         return [p for p in free if p.pane_id in values]
 
