@@ -189,7 +189,10 @@ def test_headers_helper_prints_each_panes_own_header(
     assert unknown.returncode == 1
     assert unknown.stdout == ""
     assert "no relay credentials for tmux pane %9" in unknown.stderr
-    assert "relay-connect" in unknown.stderr
+    assert "not connected" in unknown.stderr
+    assert f"run `relay-connect --server {relay_server.url} --pane %9`" in unknown.stderr
+    assert unknown.stderr.count("\n") == 1  # one line
+    assert unknown.stderr.startswith("relay: ")
 
     outside = _relay_process(home, "headers", "--server", relay_server.url)
     assert outside.returncode == 1

@@ -19,6 +19,7 @@ are exported here with the rest of the tree.
 
 from __future__ import annotations
 
+import shlex
 import sys
 from collections.abc import Callable
 from typing import NoReturn
@@ -49,11 +50,20 @@ class CredentialsMissing(ConnectError):
     """No token is stored for the server and pane (or profile) asked about."""
 
     def __init__(self, server_url: str, key: str) -> None:
-        where = f"tmux pane {key}" if key.startswith("%") else f"profile {key!r}"
-        super().__init__(
-            f"no relay credentials for {where} on {server_url}: "
-            f"run `relay-connect --server {server_url}` for it first"
-        )
+        server = shlex.quote(server_url)
+        if key.startswith("%"):
+            # The pane runs the agent: the fix is run from another shell in the session.
+            message = (
+                f"no relay credentials for tmux pane {key} on {server_url}: the pane is not "
+                f"connected; run `relay-connect --server {server} --pane {key}` "
+                "from any shell in this tmux session"
+            )
+        else:
+            message = (
+                f"no relay credentials for profile {key!r} on {server_url}: "
+                f"run `relay-connect --server {server}` for it first"
+            )
+        super().__init__(message)
         self.server_url = server_url
         self.key = key
 
