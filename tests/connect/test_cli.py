@@ -306,6 +306,38 @@ def test_commands_without_credentials_say_how_to_get_them(home: Home, tmp_path: 
     assert "no relay server known" in nothing.stderr
 
 
+def test_a_pane_without_credentials_falls_back_to_the_default_profile_and_says_so(
+    home: Home, relay_server: RunningServer, team: str
+) -> None:
+    created = _relay(
+        home, "--server", relay_server.url, "groups", "create", team,
+        RELAY_OPERATOR_TOKEN=relay_server.operator_token,
+    )  # fmt: skip
+    secret = created.stdout.rsplit(": ", 1)[1].strip()
+    joined = _relay(
+        home, "--server", relay_server.url, "groups", "join", team, "--name", "ann",
+        RELAY_JOIN_SECRET=secret,
+    )  # fmt: skip
+    assert "saved as profile 'default'" in joined.stdout
+
+    sent = _relay(home, "send", team, "from a plain shell", TMUX_PANE="%4")
+    assert sent.returncode == 0, sent.stderr
+    assert f"[{team} #1] ann: from a plain shell" in sent.stdout
+    assert sent.stderr == (
+        "relay: tmux pane %4 has no relay credentials; using the saved profile 'default' "
+        f"(peer 'ann' on {relay_server.url})\n"
+    )
+
+    # a connected pane is itself, silently; an explicit --pane never falls back
+    _store_peer(relay_server, "%5", team, "bot", "claude-code")
+    own = _relay(home, "send", team, "as the agent", TMUX_PANE="%5")
+    assert f"[{team} #2] bot: as the agent" in own.stdout
+    assert own.stderr == ""
+    asked = _relay(home, "--pane", "%4", "send", team, "no")
+    assert asked.returncode == 1
+    assert "no relay credentials for tmux pane %4" in asked.stderr
+
+
 def test_tail_resumes_across_a_server_restart(home: Home, tmp_path: Path) -> None:
     server = start_server(tmp_path / "restart-data")
     try:

@@ -15,7 +15,8 @@
     relay doctor                                     # what is wrong, and what to do
 
 Identity: `RELAY_TOKEN`, else the credentials of `--profile NAME`, else of
-`--pane %N`, else of the tmux pane this runs in (`TMUX_PANE`). Server:
+`--pane %N`, else of the tmux pane this runs in (`TMUX_PANE`), else of the saved
+profile `default` (a pane without credentials says so on stderr). Server:
 `--server`, else `RELAY_SERVER`, else the server those credentials are for,
 else the last one relay-connect used.
 

@@ -34,6 +34,7 @@ from relay.protocol import Message, Peer
 from relay.sinks import terminal_safe
 
 __all__ = [
+    "DEFAULT_PROFILE",
     "Identity",
     "cmd_doctor",
     "cmd_groups",
@@ -57,17 +58,36 @@ class Identity:
     key: str | None
 
 
+DEFAULT_PROFILE = "default"
+"""The profile `relay groups join` saves without `--profile`."""
+
+
+def _lookup(store: CredentialStore, server: str | None, key: str) -> Credential | None:
+    if server:
+        return store.get(server, key)
+    creds = store.for_key(key)
+    return creds[0] if len(creds) == 1 else None
+
+
 def resolve_identity(args: argparse.Namespace, store: CredentialStore) -> Identity:
+    """Who `relay` acts as: see cli.py; a pane without credentials falls back to the
+    saved default profile, and says so (one line on stderr)."""
     env_token = os.environ.get("RELAY_TOKEN") or None
     server = args.server or os.environ.get("RELAY_SERVER") or None
-    key = args.profile or args.pane or os.environ.get("TMUX_PANE") or None
-    cred = None
-    if key:
-        if server:
-            cred = store.get(server, key)
-        else:
-            creds = store.for_key(key)
-            cred = creds[0] if len(creds) == 1 else None
+    explicit = args.profile or args.pane or None
+    key = explicit or os.environ.get("TMUX_PANE") or None
+    cred = _lookup(store, server, key) if key else None
+    if cred is None and not explicit and env_token is None:
+        fallback = _lookup(store, server, DEFAULT_PROFILE)
+        if fallback is not None:
+            if key:
+                used = f"peer {fallback.peer!r} on {fallback.server}"
+                line = (
+                    f"relay: tmux pane {key} has no relay credentials; "
+                    f"using the saved profile {DEFAULT_PROFILE!r} ({used})"
+                )
+                print(terminal_safe(line, keep_newlines=False), file=sys.stderr)
+            cred, key = fallback, DEFAULT_PROFILE
     server = server or (cred.server if cred else None) or store.last_server()
     token = env_token or (cred.token if cred else None)
     return Identity(normalise_server(server) if server else None, token, cred, key)
@@ -77,7 +97,7 @@ def _need(identity: Identity) -> tuple[str, str]:
     if identity.server is None:
         raise ConnectError("no relay server known: pass --server URL (or run relay-connect)")
     if identity.token is None:
-        raise CredentialsMissing(identity.server, identity.key or "default")
+        raise CredentialsMissing(identity.server, identity.key or DEFAULT_PROFILE)
     return identity.server, identity.token
 
 
@@ -225,7 +245,7 @@ async def cmd_groups(args: argparse.Namespace, ident: Identity, store: Credentia
         _say(f"group {created.group} {done}; join secret (shown once): {created.join_secret}")
         return 0
     secret = _secret(args.secret_file, ENV_JOIN_SECRET, "--secret-file", "the join secret")
-    profile = args.join_profile or args.profile or "default"
+    profile = args.join_profile or args.profile or DEFAULT_PROFILE
     previous = store.get(server, profile)
     async with RelayClient(server) as client:
         joined = await client.join(
