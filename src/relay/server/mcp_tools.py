@@ -138,11 +138,18 @@ def _peer_line(p: Peer) -> str:
     return f"- {line(p.name)} [{p.kind}, {p.status}] {where}{summary}".rstrip()
 
 
-def _messages(messages: list[Message], empty: str) -> ToolResult:
+def _messages(
+    messages: list[Message], empty: str, *, note: str = "", **extra: object
+) -> ToolResult:
+    """Messages for the model (`note` as a last paragraph) and as structured content."""
     text = "\n\n".join(_line(m) for m in messages) if messages else empty
     return ToolResult(
-        content=text,
-        structured_content={"messages": [m.wire() for m in messages], "count": len(messages)},
+        content=f"{text}\n\n{note}" if note else text,
+        structured_content={
+            "messages": [m.wire() for m in messages],
+            "count": len(messages),
+            **extra,
+        },
     )
 
 
@@ -306,12 +313,10 @@ async def read_new_messages(
     """Your unread group posts and DMs, oldest first; marks them read.
 
     One call returns at most about 200 KB of text; it says when more remain."""
-    result = _messages(await call.relay.messages.read_new(call.peer, limit), "No new messages.")
-    if limit is None and call.relay.state.unread(call.peer.id, 1):
-        more = "More unread messages remain: call read_new_messages again."
-        text = "".join(getattr(c, "text", "") for c in result.content)
-        return ToolResult(content=f"{text}\n\n{more}", structured_content=result.structured_content)
-    return result
+    found = await call.relay.messages.read_new(call.peer, limit)
+    more = limit is None and bool(call.relay.state.unread(call.peer.id, 1))
+    note = "More unread messages remain: call read_new_messages again." if more else ""
+    return _messages(found, "No new messages.", note=note)
 
 
 @tool(
@@ -387,23 +392,13 @@ async def get_history(
         "limit": limit,
     }
     found, truncated = await relay.messages.history(call.caller, args)
-    result = _messages(found, "No messages match.")
     if not truncated:
-        return result
-    scanned = relay.config.history_scan_bytes
+        return _messages(found, "No messages match.")
     note = (
-        f"(The filter read the newest {scanned} characters of text and stopped; "
-        "narrow the search with group, with_peer, start_time or end_time.)"
+        f"(The filter read the newest {relay.config.history_scan_bytes} characters of text "
+        "and stopped; narrow the search with group, with_peer, start_time or end_time.)"
     )
-    text = "\n\n".join(_line(m) for m in found) if found else "No messages match."
-    return ToolResult(
-        content=f"{text}\n\n{note}",
-        structured_content={
-            "messages": [m.wire() for m in found],
-            "count": len(found),
-            "scan_truncated": True,
-        },
-    )
+    return _messages(found, "No messages match.", note=note, scan_truncated=True)
 
 
 @tool(
