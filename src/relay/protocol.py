@@ -23,10 +23,13 @@ __all__ = [
     "EVENT_TYPES",
     "GROUP_NAME_PATTERN",
     "KINDS",
+    "LINE_CONTROLS",
     "MAX_NAME_LENGTH",
     "PEER_NAME_PATTERN",
     "SETTABLE_STATUSES",
     "STATUSES",
+    "SURROGATES",
+    "TEXT_CONTROLS",
     "ErrorBody",
     "ErrorInfo",
     "EventType",
@@ -46,6 +49,18 @@ __all__ = [
     "is_peer_name",
     "name_key",
 ]
+
+# What text may hold, as the bodies of regular-expression character classes
+# (`re.compile(f"[{TEXT_CONTROLS}]")`): the relay refuses them in what peers send
+# (`server.validate`), checks records for them (`server.records`) and makes them
+# visible wherever text reaches a model (`sinks`).
+TEXT_CONTROLS: Final = r"\x00-\x08\x0b-\x1f\x7f-\x9f"
+"""Control characters message text may not hold: C0 but tab and newline, DEL, C1."""
+LINE_CONTROLS: Final = r"\x00-\x1f\x7f-\x9f\u2028\u2029"
+"""What a one-line field (a name, a summary, a path) may not hold: every control
+character and the Unicode line and paragraph separators."""
+SURROGATES: Final = r"\ud800-\udfff"
+"""Lone surrogates: not text at all (they cannot even be encoded)."""
 
 GROUP_NAME_PATTERN: Final = r"[a-z0-9][a-z0-9_-]{0,63}"
 """A group name: lower-case letters, digits, `_` and `-`, starting with a letter or digit."""

@@ -41,7 +41,7 @@ import re
 import unicodedata
 from typing import Final
 
-from relay.protocol import is_peer_name
+from relay.protocol import LINE_CONTROLS, SURROGATES, TEXT_CONTROLS, is_peer_name
 
 __all__ = [
     "MODEL_QUOTE",
@@ -118,8 +118,10 @@ def safe_name(name: object) -> str:
 MODEL_QUOTE: Final = "│ "
 """The mark in front of every line of a message body."""
 
-_BODY_CONTROLS: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
-_LINE_CONTROLS: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+# A body keeps its newlines and tabs; the line separators, which the relay accepts in
+# message text, are shown too, since a model may take them for line breaks.
+_BODY_CONTROLS: Final = re.compile(rf"[{TEXT_CONTROLS}\u2028\u2029{SURROGATES}]")
+_LINE_CONTROLS: Final = re.compile(f"[{LINE_CONTROLS}{SURROGATES}]")
 
 
 def _code_point(match: re.Match[str]) -> str:

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Final
 
-from relay.protocol import KINDS, SETTABLE_STATUSES, is_group_name, is_peer_name
+from relay.protocol import KINDS, SETTABLE_STATUSES, SURROGATES, is_group_name, is_peer_name
 
 __all__ = [
     "CursorMoved",
@@ -214,7 +214,7 @@ def decode(raw: bytes | str) -> Record:
 
 _ID: Final = re.compile(r"[A-Za-z0-9_.:+-]{1,128}")
 _PROFILE_KEYS: Final = frozenset({"hostname", "cwd", "git_branch", "role", "summary"})
-_SURROGATE: Final = re.compile(r"[\ud800-\udfff]")
+_SURROGATE: Final = re.compile(f"[{SURROGATES}]")
 
 
 def _fail(record: Record, what: str) -> ValueError:

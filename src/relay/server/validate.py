@@ -16,7 +16,15 @@ from typing import Any, Final
 
 import re2
 
-from relay.protocol import KINDS, MAX_NAME_LENGTH, is_group_name, is_peer_name
+from relay.protocol import (
+    KINDS,
+    LINE_CONTROLS,
+    MAX_NAME_LENGTH,
+    SURROGATES,
+    TEXT_CONTROLS,
+    is_group_name,
+    is_peer_name,
+)
 from relay.server.errors import BadRequest, TooLarge
 from relay.server.state import Pattern
 
@@ -47,11 +55,9 @@ PROFILE_LIMITS: Final = {
     "summary": 1000,
 }
 
-_TEXT_CONTROLS: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-"""Control characters refused in message text: C0 but tab and newline, DEL, C1."""
-_LINE_CONTROLS: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-"""Refused in one-line fields: every control character and the Unicode line breaks."""
-_SURROGATE: Final = re.compile(r"[\ud800-\udfff]")
+_TEXT_CONTROLS: Final = re.compile(f"[{TEXT_CONTROLS}]")
+_LINE_CONTROLS: Final = re.compile(f"[{LINE_CONTROLS}]")
+_SURROGATE: Final = re.compile(f"[{SURROGATES}]")
 
 
 def _describe(char: str) -> str:
