@@ -82,7 +82,6 @@ class Relay:
         )
         self.members = Membership(parts, operator_hash=self._operator_hash)
         self.messages = Messaging(parts)
-        self._closing = False
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -92,7 +91,8 @@ class Relay:
 
     @property
     def closing(self) -> bool:
-        return self._closing
+        """Shutting down: the journal takes no more writes."""
+        return self.journal.closing
 
     @property
     def waiting(self) -> int:
@@ -101,7 +101,6 @@ class Relay:
 
     def begin_shutdown(self) -> None:
         """End every stream now: clients resume with Last-Event-ID after the restart."""
-        self._closing = True
         self.journal.closing = True
         self.presence.closing = True
         self.hub.close_all()
