@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 from relay.protocol import Peer
 from relay.server import auth
-from relay.server.access import Caller, recheck, require_peer
+from relay.server.access import Caller, require_peer
 from relay.server.arrivals import Arrivals
 from relay.server.config import ServerConfig
 from relay.server.engines import Engine
@@ -62,7 +62,7 @@ class Relay:
         self.hub = Hub(
             queue_size=config.stream_queue,
             on_presence=lambda peer_id, live: self.presence.streams_changed(peer_id, live),
-            groups_of=self._groups_of,
+            groups_of=self.state.groups_of,
         )
         self.arrivals = Arrivals(config.max_waits_per_peer)
         self.journal = Journal(engine, self.state, self.metrics, self.hub, self.arrivals)
@@ -129,10 +129,6 @@ class Relay:
         self.presence.seen(peer.id)
         return Caller(peer=peer, token_hash=token_hash)
 
-    def recheck(self, caller: Caller) -> None:
-        """Unauthorized when `caller`'s token was revoked since the request began."""
-        recheck(self.state, self.metrics, caller)
-
     @staticmethod
     def require_peer(caller: Caller) -> PeerState:
         return require_peer(caller)
@@ -142,7 +138,3 @@ class Relay:
     def public(self, peer: PeerState, viewer: PeerState | None = None) -> Peer:
         """`peer` as `viewer` sees it: only the groups they share (None: all of them)."""
         return self.presence.public(peer, viewer)
-
-    def _groups_of(self, peer_id: str) -> set[str]:
-        peer = self.state.peers.get(peer_id)
-        return peer.groups if peer is not None else set()

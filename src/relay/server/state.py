@@ -307,7 +307,7 @@ class RelayState:
         to_names: list[str] | None = None
         to_ids: frozenset[str] | None = None
         if record.to_ids is not None:
-            missing = [pid for pid in record.to_ids if record.group not in self._groups_of(pid)]
+            missing = [pid for pid in record.to_ids if record.group not in self.groups_of(pid)]
             if missing:
                 raise NotFound("a recipient is no longer in the group")
             to_ids = frozenset(record.to_ids)
@@ -349,7 +349,8 @@ class RelayState:
             raise NotFound("no such peer")
         return peer
 
-    def _groups_of(self, peer_id: str) -> set[str]:
+    def groups_of(self, peer_id: str) -> set[str]:
+        """The groups of a peer (none for an unknown one)."""
         peer = self.peers.get(peer_id)
         return peer.groups if peer else set()
 
