@@ -29,6 +29,7 @@ __all__ = [
     "MAX_DM_RECIPIENTS",
     "MAX_FILTER_SCANS",
     "MAX_RESULT_BYTES",
+    "MAX_SUMMARY_NAMES",
     "MAX_WAIT_S",
     "Limiter",
     "Rate",
@@ -36,6 +37,8 @@ __all__ = [
 ]
 
 MAX_WAIT_S: Final = 120.0
+MAX_SUMMARY_NAMES: Final = 8
+"""Sender and group names in an unread summary (the rest are counted, not named)."""
 """The longest `wait_for_messages` timeout."""
 MAX_DM_RECIPIENTS: Final = 100
 MAX_FILTER_SCANS: Final = 2
