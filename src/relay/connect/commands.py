@@ -23,6 +23,7 @@ from pathlib import Path
 from relay.client import RelayClient, StreamEvent
 from relay.connect.doctor import run_checks
 from relay.connect.errors import ConnectError, CredentialsMissing, MissingOption
+from relay.connect.paneauth import DEFAULT_PROFILE
 from relay.connect.secretfiles import (
     ENV_JOIN_SECRET,
     ENV_OPERATOR_TOKEN,
@@ -34,7 +35,6 @@ from relay.protocol import Message, Peer
 from relay.sinks import terminal_safe
 
 __all__ = [
-    "DEFAULT_PROFILE",
     "Identity",
     "cmd_doctor",
     "cmd_groups",
@@ -56,10 +56,6 @@ class Identity:
     token: str | None
     cred: Credential | None
     key: str | None
-
-
-DEFAULT_PROFILE = "default"
-"""The profile `relay groups join` saves without `--profile`."""
 
 
 def _lookup(store: CredentialStore, server: str | None, key: str) -> Credential | None:
