@@ -106,7 +106,7 @@ class _AnthropicHandler(FakeHandler):
                 (i, r) for i, m in users for r in _tool_results(m.get("content"))
             )
             if users:
-                self.script.record_raw(no, _raw_text(users[-1][1].get("content")))
+                self.script.record_raw(no, users[-1][0], _raw_text(users[-1][1].get("content")))
             action = self.script.next_action()
         if action is None:
             last = users[-1][1].get("content") if users else None

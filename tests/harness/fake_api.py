@@ -168,10 +168,11 @@ class ModelScript:
                 self._turns.append(turn)
             self.log("user_turns.jsonl", {"request_no": request_no, "index": index, "text": text})
 
-    def record_raw(self, request_no: int, text: str) -> None:
-        """The newest user message of a main request, unstripped, the first time it is seen."""
+    def record_raw(self, request_no: int, index: int, text: str) -> None:
+        """The newest user message of a main request (at `index` in the conversation),
+        unstripped, the first time it is seen."""
         with self._lock:
-            key = (-1, "\x00raw\x00" + text)
+            key = (index, "\x00raw\x00" + text)
             if not text or key in self._seen:
                 return
             self._seen.add(key)

@@ -83,7 +83,7 @@ class _OpenAIHandler(FakeHandler):
         if is_main:
             self.script.record_user_texts(no, users)
             if users:
-                self.script.record_raw(no, users[-1][1])
+                self.script.record_raw(no, *users[-1])
             self.script.record_tool_results(
                 (i, str(it.get("output", "")))
                 for i, it in enumerate(items)

@@ -105,9 +105,14 @@ def mcp_changes(server_url: str, relay_cmd: str, scope: Scope, cwd: Path) -> lis
 
 
 def hook_group(relay_cmd: str, status: str) -> dict[str, Any]:
-    """One hooks-list entry that reports `status` for the pane the hook runs in."""
+    """One hooks-list entry that reports `status` for the pane the hook runs in.
+
+    In the background (`async`): a blocking `UserPromptSubmit` hook holds every turn
+    back for as long as it runs (a Python start and a request, about 0.3 s).
+    """
     command = f"{relay_cmd} hook-status {status}"
-    return {"hooks": [{"type": "command", "command": command, "timeout": HOOK_TIMEOUT_S}]}
+    hook = {"type": "command", "command": command, "async": True, "timeout": HOOK_TIMEOUT_S}
+    return {"hooks": [hook]}
 
 
 def wait_hook_group(relay_cmd: str) -> dict[str, Any]:

@@ -122,7 +122,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     store = CredentialStore()
     if args.command == "headers":
-        key = paneauth.identity_key(os.environ, args.pane, args.profile)
+        key = paneauth.hook_key(os.environ, args.pane, args.profile)
         print(paneauth.headers_json(store, args.helper_server, key))
         return 0
     if args.command == "hook-status":

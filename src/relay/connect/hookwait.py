@@ -22,7 +22,7 @@ Rules, each one a branch below:
   (at most `BURST_S`) and counts again;
 - it exits when its Claude Code process is gone (`CLAUDE_PID`, checked with its start
   time so a reused pid does not count), and a minute before the hook's timeout;
-- it never spins: a relay that cannot be reached means backoff (up to 30 s), never a
+- it never spins: a relay that cannot be reached means backoff (up to 10 s), never a
   wake; a token the relay refuses ends it quietly;
 - an agent started before relay-connect configured its pane has no relay tools: its
   waiter ends at once (`stale`) and the sidebar keeps prompting it to restart.
@@ -64,8 +64,9 @@ WAKE_STATUS: Final = 2
 """The exit status that makes Claude Code start a turn with the hook's stderr."""
 LONG_POLL_S: Final = 50
 WATCH_S: Final = 0.25
-QUIET_S: Final = 0.15
+QUIET_S: Final = 0.05
 BURST_S: Final = 0.6
+BACKOFF_CAP_S: Final = 10.0
 EXPIRY_MARGIN_S: Final = 60.0
 MAX_INPUT_BYTES: Final = 1 << 16
 _SHELLS: Final = frozenset({"sh", "bash", "dash", "zsh", "ash", "ksh"})
@@ -259,7 +260,7 @@ class Waiter:
             await asyncio.sleep(WATCH_S)
 
     async def _poll(self, cred: Credential) -> tuple[Credential, UnreadSummary]:
-        backoff = Backoff(cap=30.0)
+        backoff = Backoff(cap=BACKOFF_CAP_S)
         async with RelayClient(cred.server, cred.token) as client:
             while True:
                 after = self._woke_after(cred.server)
