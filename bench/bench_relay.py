@@ -99,6 +99,9 @@ def start_relay(
     work: Path,
     engine: str = "sqlite",
     extra_env: dict[str, str] | None = None,
+    *,
+    cpus: str | None = None,
+    log_level: str = "warning",
 ) -> Server:
     data = work / f"{name}-data"
     server = start_server(
@@ -113,10 +116,11 @@ def start_relay(
             "--rate-limit",
             "1000000",
             "--log-level",
-            "warning",
+            log_level,
         ],
         work,
         extra_env=extra_env,
+        cpus=cpus,
     )
     server.operator_token = (data / "operator-token").read_text().strip()
     return server
