@@ -271,3 +271,126 @@ def test_new_real_agent_gets_the_registration_prompt_as_a_user_turn(
             if line.startswith("{") and '"peer_status"' in line
         ]
         assert any(s["name"] == "newbie" and s["status"] == "working" for s in statuses), out
+
+
+_USER_NOTIFY = """\
+import sys
+with open(sys.argv[1], "a") as f:
+    f.write(sys.argv[-1].replace("\\n", " ") + "\\n")
+"""
+
+
+def _notify_handlers_running(needle: bytes) -> bool:
+    """Whether a `relay codex-notify` whose argv holds `needle` is still running (read only)."""
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"codex-notify" in argv and needle in argv:
+            return True
+    return False
+
+
+def test_real_codex_reports_idle_at_the_end_of_a_main_turn_through_notify(
+    home: Home, relay_server: RunningServer, tmp_path: Path
+) -> None:
+    """relay-connect chains the user's notify; the title request's event leaves the peer
+    `working`, the end of the real turn makes it `idle`; --uninstall gives the notify back."""
+    import sys
+
+    import tomlkit
+
+    from relay.connect.codexnotify import TITLE_PROMPT
+    from tests.harness.fake_api import Reply
+
+    binary = _binary("codex")
+    api = FakeOpenAI()
+    with api:
+        project = git_repo(tmp_path / "proj", "main")
+        env = _agent_env(home, "codex", api.url, project)
+        config = home.home / ".codex" / "config.toml"
+        events = tmp_path / "user-notify.txt"
+        script = tmp_path / "user_notify.py"
+        script.write_text(_USER_NOTIFY)
+        user_notify = [sys.executable, str(script), str(events)]
+        config.write_text(f"notify = {json.dumps(user_notify)}\n" + config.read_text())
+        socket = f"relay-test-{uuid.uuid4().hex[:10]}"
+        subprocess.run(
+            ["tmux", "-L", socket, "-f", "/dev/null", "new-session", "-d", "-s", "main",
+             "-x", "200", "-y", "50", "-c", str(project)],
+            check=True, env=env,
+        )  # fmt: skip
+        lab = Lab(socket, env, tmp_path)
+        try:
+            done = run_cli(
+                ["relay-connect", "-L", socket, "--server", relay_server.url, "--group", "team",
+                 "--new", "--agent", "codex", "--agent-command", f"{binary} --no-daemon",
+                 "--cwd", str(project), "--name", "cx", "--yes", "--no-sidebar"],
+                {**env, "RELAY_OPERATOR_TOKEN": relay_server.operator_token},
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr
+            pane = done.stdout.split(":", 1)[0].strip()
+            token = load_token(relay_server.url, pane)
+            assert token
+            notify = tomlkit.parse(config.read_text())["notify"]
+            assert notify[1:] == ["codex-notify", "--", *user_notify]
+
+            def status() -> str:
+                async def peers() -> str:
+                    async with RelayClient(relay_server.url, token) as client:
+                        return next(p.status for p in await client.peers("team") if p.name == "cx")
+
+                return asyncio.run(peers())
+
+            def user_events() -> list[dict[str, Any]]:
+                text = events.read_text() if events.exists() else ""
+                return [json.loads(line) for line in text.splitlines()]
+
+            wait_for(
+                lambda: (
+                    read_pane(lab.capture(pane).split("\n"), None, "codex").state
+                    is PaneState.IDLE_EMPTY
+                ),
+                60,
+                "Codex to be ready",
+                describe=lambda: lab.capture(pane),
+            )
+
+            async def set_working() -> None:
+                async with RelayClient(relay_server.url, token) as client:
+                    await client.set_status("working")
+
+            asyncio.run(set_working())
+            api.script.enqueue(Reply("DONE-ONE", hold=True))  # the turn stays busy until released
+            lab.run("send-keys", "-t", pane, "-l", "hello from the notify test")
+            wait_for(lambda: "hello from the notify test" in lab.capture(pane), 10, "the text")
+            lab.run("send-keys", "-t", pane, "Enter")  # after the text shows, as a human would
+
+            # Codex's title request ends while the turn is still busy: its event reaches the
+            # user's program (so `relay codex-notify` ran for it) and must not report idle.
+            title = wait_for(
+                lambda: [
+                    e for e in user_events() if e["input-messages"][0].startswith(TITLE_PROMPT)
+                ],
+                60,
+                "the title request's agent-turn-complete",
+                describe=lambda: lab.capture(pane),
+            )
+            needle = title[0]["thread-id"].encode()
+            wait_for(lambda: not _notify_handlers_running(needle), 30, "codex-notify for the title")
+            assert status() == "working"
+            assert not [e for e in user_events() if e["last-assistant-message"] == "DONE-ONE"]
+
+            api.script.release()
+            wait_for(lambda: status() == "idle", 30, "the relay to see cx idle", describe=status)
+            main = [e for e in user_events() if e["last-assistant-message"] == "DONE-ONE"]
+            assert main
+            assert main[0]["thread-id"] != title[0]["thread-id"]
+        finally:
+            api.script.release()
+            lab.kill()
+
+    undone = run_cli(["relay-connect", "--uninstall"], env)
+    assert undone.returncode == 0, undone.stderr
+    assert tomlkit.parse(config.read_text())["notify"] == user_notify

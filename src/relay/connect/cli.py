@@ -113,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "hook-wait", help="(Claude Code async hook) wake the idle agent when messages arrive"
     )
+    p = sub.add_parser("codex-notify", help="(Codex notify) report this pane idle at a turn's end")
+    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="[-- USER ARGV...] JSON")
     p = sub.add_parser("run", help="run COMMAND with RELAY_TOKEN set for this pane (Codex)")
     p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND")
     return parser
@@ -132,6 +134,12 @@ def run(argv: Sequence[str] | None = None) -> int:
         for problem in paneauth.hook_status(store, key, args.status):
             print(terminal_safe(problem), file=sys.stderr)
         return 0
+    if args.command == "codex-notify":
+        from relay.connect.codexnotify import run_codex_notify
+
+        return run_codex_notify(
+            args.argv, store, paneauth.hook_key(os.environ, args.pane, args.profile)
+        )
     if args.command == "hook-wait":
         from relay.connect.hookwait import MAX_INPUT_BYTES, run_hook_wait
 

@@ -209,9 +209,11 @@ class Connector:
 
     def _configure(self, request: ConnectRequest, choice: PaneChoice) -> None:
         if choice.kind == "codex":
+            # `notify` runs `relay codex-notify` at each turn's end (chaining the user's own).
             merge(
                 ConfigFile(codex.config_path(self.environ)),
-                codex.mcp_changes(request.server),
+                codex.notify_changes(shlex.split(self.relay_cmd))
+                + codex.mcp_changes(request.server),
                 self.manifest,
             )
             return
