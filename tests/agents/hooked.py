@@ -31,7 +31,15 @@ from relay.credentials import Credential, CredentialStore
 from tests.harness.agents import FAKE_ANTHROPIC_KEY, seed_claude
 from tests.harness.waiting import wait_for
 
-__all__ = ["PtyClaude", "Waiters", "claude_env", "prepare_claude_home"]
+__all__ = [
+    "RELAY_CMD",
+    "VENV_BIN",
+    "PtyClaude",
+    "Waiters",
+    "claude_env",
+    "configure_relay",
+    "prepare_claude_home",
+]
 
 VENV_BIN = Path(sys.executable).parent
 RELAY_CMD = str(VENV_BIN / "relay")
@@ -42,6 +50,11 @@ def prepare_claude_home(
 ) -> Path:
     """Seed `home` for Claude Code with relay's config; returns the relay config dir."""
     seed_claude(home, project)
+    return configure_relay(home, server_url, token, key, name)
+
+
+def configure_relay(home: Path, server_url: str, token: str, key: str, name: str) -> Path:
+    """Add what relay-connect writes to a seeded `home`; returns the relay config dir."""
     state_path = home / ".claude.json"
     state = json.loads(state_path.read_text())
     state.setdefault("mcpServers", {})[claude.MCP_NAME] = claude.mcp_entry(server_url, RELAY_CMD)

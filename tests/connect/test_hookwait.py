@@ -68,10 +68,12 @@ class Hooks:
     def ended(self) -> object:
         return self.attention.read().get("ended")
 
-    def post(self, text: str, *, to: list[str] | None = None) -> None:
+    def post(self, *texts: str, to: list[str] | None = None) -> None:
+        """Post `texts` at once (concurrently: a burst)."""
+
         async def post() -> None:
             async with RelayClient(self.server.url, self.alice) as client:
-                await client.send("team", text, to=to)
+                await asyncio.gather(*(client.send("team", text, to=to) for text in texts))
 
         asyncio.run(post())
 
@@ -124,8 +126,7 @@ def test_the_same_messages_never_wake_twice_and_a_burst_is_one_wake(hooks: Hooks
 
     # not read yet, but already woken for: the next waiter waits for something new
     second = hooks.start()
-    for n in range(5):
-        hooks.post(f"burst {n}")
+    hooks.post(*(f"burst {n}" for n in range(5)))
     status, _, err = _finish(second)
     assert status == 2
     assert err.startswith("relay: 5 new messages from alice in team."), err

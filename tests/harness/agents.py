@@ -22,6 +22,7 @@ import os
 import shlex
 import subprocess
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,8 +155,16 @@ def start_agent(
     cols: int = 100,
     rows: int = 32,
     timeout: float = 45.0,
+    extra_env: Mapping[str, str] | None = None,
+    prepare: Callable[[Path, Path], None] | None = None,
+    keep_tmux: bool = False,
 ) -> AgentSession:
-    """Start `kind` against `api_url` and wait until its input box shows, empty."""
+    """Start `kind` against `api_url` and wait until its input box shows, empty.
+
+    `prepare(home, project)` runs after the seeding (to add relay's config);
+    `extra_env` joins the agent's environment; `keep_tmux` keeps `TMUX` and `TMUX_PANE`
+    (otherwise cleared with the rest), as a pane of a real session has them.
+    """
     binary = agent_binary(kind)
     if binary is None:
         raise FileNotFoundError(f"{kind} CLI not installed; run scripts/install.d/agents.sh")
@@ -185,6 +194,9 @@ def start_agent(
         _seed_codex(home, project, api_url)
         env["CODEX_HOME"] = str(home / ".codex")
         argv = [str(binary), "--no-daemon"]
+    env |= dict(extra_env or {})
+    if prepare is not None:
+        prepare(home, project)
     # The environment goes through a launcher file, not the tmux command line.
     launcher = workdir / "launch.sh"
     exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
@@ -202,7 +214,8 @@ def start_agent(
         [
             "tmux", "-L", socket, "-f", "/dev/null", "new-session", "-d", "-P", "-F",
             "#{pane_id}", "-s", "agent", "-x", str(cols), "-y", str(rows), "-c", str(project),
-            f"env -i /bin/sh {shlex.quote(str(launcher))}",
+            ("env -i TMUX=\"$TMUX\" TMUX_PANE=\"$TMUX_PANE\" " if keep_tmux else "env -i ")
+            + f"/bin/sh {shlex.quote(str(launcher))}",
         ],
         capture_output=True, text=True, check=True,
     )  # fmt: skip

@@ -24,7 +24,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar, overload
 
-__all__ = ["async_wait_for", "eventually", "eventually_async", "wait_for"]
+__all__ = ["async_wait_for", "eventually", "eventually_async", "never", "wait_for"]
 
 T = TypeVar("T")
 
@@ -54,6 +54,24 @@ def eventually(
             return value
         if time.monotonic() > deadline:
             raise _timed_out(timeout, what, describe)
+        time.sleep(interval)
+
+
+def never(
+    condition: Callable[[], object],
+    *,
+    within: float,
+    what: str,
+    interval: float = 0.1,
+    describe: Callable[[], str] | None = None,
+) -> None:
+    """The mirror of `eventually`: fail as soon as `condition` is truthy, pass when it
+    stayed falsy for `within` seconds (an observation window for what must not happen)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() <= deadline:
+        if condition():
+            extra = f"\n{describe()}" if describe is not None else ""
+            raise AssertionError(f"{what} happened within {within:g} s{extra}")
         time.sleep(interval)
 
 

@@ -35,7 +35,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from relay.attention import AttentionFile
+from relay.attention import AttentionFile, process_started
 from relay.connect import paneauth
 from relay.connect.errors import ConnectError, run_main
 from relay.credentials import CredentialStore
@@ -130,7 +130,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     if args.command == "hook-status":
         key = paneauth.hook_key(os.environ, args.pane, args.profile)
         if args.status == "working":
-            AttentionFile(key, store.base).mark_prompted()  # a waiter must not wake it now
+            # A waiter must not wake it now. The hook runs in the background: the time is
+            # when Claude Code started it (the prompt), not when it got this far.
+            AttentionFile(key, store.base).mark_prompted(process_started(os.getpid()))
         for problem in paneauth.hook_status(store, key, args.status):
             print(terminal_safe(problem), file=sys.stderr)
         return 0

@@ -64,7 +64,7 @@ WAKE_STATUS: Final = 2
 """The exit status that makes Claude Code start a turn with the hook's stderr."""
 LONG_POLL_S: Final = 50
 WATCH_S: Final = 0.25
-QUIET_S: Final = 0.05
+QUIET_S: Final = 0.1
 BURST_S: Final = 0.6
 BACKOFF_CAP_S: Final = 10.0
 EXPIRY_MARGIN_S: Final = 60.0
@@ -150,7 +150,8 @@ class Waiter:
         pid = os.getpid()
         self.me = {
             "pid": pid,
-            "started": self.clock(),
+            # When Claude Code started it, comparable with a prompt hook's start.
+            "started": process_started(pid) or self.clock(),
             "claude_pid": self.claude_pid,
             "claude_started": process_started(self.claude_pid),
         }
