@@ -37,8 +37,10 @@ def error_response(exc: RelayServerError) -> JSONResponse:
         headers["Retry-After"] = str(max(1, round(exc.retry_after)))
     if exc.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="relay"'
-    body = ErrorBody.of(exc.code, exc.message)
-    return JSONResponse(body.model_dump(), exc.status, headers=headers)
+    body = ErrorBody.of(exc.code, exc.message).model_dump()
+    if exc.details:
+        body["error"].update(exc.details)
+    return JSONResponse(body, exc.status, headers=headers)
 
 
 def _relay(request: Request) -> Relay:
