@@ -52,6 +52,7 @@ from relay.protocol import (
     Peer,
     RecipientStatus,
 )
+from relay.server import mcp_coordination  # noqa: F401  (registers the coordination tools)
 from relay.server.limits import MAX_DM_RECIPIENTS, MAX_WAIT_S
 from relay.server.mcp_kit import (
     Call,
@@ -482,5 +483,6 @@ async def message_status(
 
 
 def build_mcp(relay: Relay) -> FastMCP:
-    """The FastMCP server with relay's tools, bound to `relay`."""
+    """The FastMCP server with relay's tools, bound to `relay` (and those of
+    `mcp_coordination`, registered when it is imported, unless `--disable-tools`)."""
     return make_server(relay, INSTRUCTIONS)
