@@ -2,7 +2,7 @@
 
     relay send backend "tests are green"            # as this pane's (or profile's) peer
     relay send backend --to bob "can you review?"
-    relay tail backend                               # live, resumes after drops
+    relay tail backend                               # messages, state, claims; live, resumes
     relay peers --group backend
     relay history backend --limit 20
     relay groups create backend                      # operator token: file, env or prompt
@@ -62,7 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reply-to", help="id of the message this answers")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the message id")
 
-    p = sub.add_parser("tail", help="follow messages live (resumes after drops)")
+    p = sub.add_parser(
+        "tail", help="follow messages, state changes and claims live (resumes after drops)"
+    )
     p.add_argument("group", nargs="?", help="only this group")
     p.add_argument("--history", type=int, default=0, metavar="N", help="first print N past")
     p.add_argument("--last-event-id", type=int, help="resume after this event id")

@@ -20,6 +20,7 @@ import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from relay.client import RelayClient, StreamEvent
 from relay.connect.doctor import run_checks
@@ -31,7 +32,7 @@ from relay.connect.secretfiles import (
     read_secret_file,
 )
 from relay.credentials import Credential, CredentialStore, normalise_server
-from relay.protocol import Claim, Message, Peer, StateEntry
+from relay.protocol import Claim, ClaimChanged, Message, Peer, StateChanged, StateEntry
 from relay.sinks import terminal_safe
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "cmd_tail",
     "cmd_token",
     "dispatch",
+    "format_change",
     "format_claim",
     "format_entry",
     "format_message",
@@ -188,11 +190,19 @@ async def cmd_tail(args: argparse.Namespace, ident: Identity) -> int:
 
 
 def _show(event: StreamEvent, group: str | None, as_json: bool) -> bool:
+    """Print one event (if it is of `group`); True when it was a message (`-n` counts them)."""
     if event.type in ("message", "dm"):
         message = Message.model_validate(event.data)
         if group and message.group != group:
             return False
         line = _json({**event.data, "event_id": event.id}) if as_json else format_message(message)
+    elif event.type in ("state_changed", "claim_changed"):
+        if group and event.data.get("group") != group:
+            return False
+        if as_json:
+            line = _json({**event.data, "type": event.type, "event_id": event.id})
+        else:
+            line = format_change(event.type, event.data)
     elif event.type in ("peer_joined", "peer_left", "peer_status", "notice"):
         if as_json:
             line = _json({**event.data, "type": event.type, "event_id": event.id})
@@ -204,6 +214,24 @@ def _show(event: StreamEvent, group: str | None, as_json: bool) -> bool:
         return False
     print(line, flush=True)
     return event.type in ("message", "dm")
+
+
+def format_change(kind: str, data: dict[str, Any]) -> str:
+    """A `state_changed` or `claim_changed` event as one line for a terminal."""
+    if kind == "state_changed":
+        change = StateChanged.model_validate(data)
+        what = "deleted" if change.deleted else f"= {_json(change.value)}"
+        by = f"v{change.version} by {change.updated_by}"
+        line = f"* state #{change.group} {change.key} {what} ({by})"
+    else:
+        claims = ClaimChanged.model_validate(data)
+        names = ", ".join(c.resource for c in claims.claims)
+        line = f"* claim #{claims.group} {claims.holder} {claims.action} {names}"
+        if claims.action == "claimed" and claims.claims:
+            line += f" until {_clock(max(c.expires_at for c in claims.claims))}"
+            if claims.claims[0].note:
+                line += f" ({claims.claims[0].note})"
+    return terminal_safe(line, keep_newlines=False)
 
 
 async def cmd_peers(args: argparse.Namespace, ident: Identity) -> int:
