@@ -38,6 +38,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -99,6 +100,7 @@ def start_relay(
     work: Path,
     engine: str = "sqlite",
     extra_env: dict[str, str] | None = None,
+    extra_args: Sequence[str] = (),
 ) -> Server:
     data = work / f"{name}-data"
     server = start_server(
@@ -114,6 +116,7 @@ def start_relay(
             "1000000",
             "--log-level",
             "warning",
+            *extra_args,
         ],
         work,
         extra_env=extra_env,
@@ -133,11 +136,16 @@ async def fan_out(
     loaders: int,
     run: int = 0,
     profile_dir: Path | None = None,
+    kind: str = "message",
 ) -> FanOut:
+    """Fan-out of `kind`: `message` posts, or `state` (each a `set_state` of one key
+    whose value carries the marker, fanned out as `state_changed`)."""
     relay = server.name != "baseline"
     group = f"fan{subscribers}-{run}"
     if relay:
-        tokens = await make_peers(server, group, ["sender", *(f"s{i}" for i in range(subscribers))])
+        # Names are unique relay-wide: each run's peers carry its group's name.
+        names = [f"{group}-sender", *(f"{group}-s{i}" for i in range(subscribers))]
+        tokens = await make_peers(server, group, names)
         sender_token, sub_tokens = tokens[0], tokens[1:]
         path, send_path = "/v1/events", "/v1/messages"
         headers = {"Authorization": f"Bearer {sender_token}"}
@@ -174,7 +182,11 @@ async def fan_out(
             async def post(text: str) -> bool:
                 body = {"group": group, "text": text} if relay else {"text": text}
                 try:
-                    response = await http.post(send_path, json=body)
+                    if kind == "state":
+                        state_path = f"/v1/groups/{group}/state/bench"
+                        response = await http.put(state_path, json={"value": text})
+                    else:
+                        response = await http.post(send_path, json=body)
                 except httpx.HTTPError:
                     return False
                 return response.status_code < 300
@@ -272,8 +284,14 @@ async def mcp_calls(
     procs_n: int,
     duration: float,
     profile_dir: Path | None = None,
+    arguments: dict[str, Any] | None = None,
 ) -> McpRun:
-    arguments = {"group": "mcp", "message": "mcp bench message"} if tool == "send_message" else {}
+    """`tool` called back to back by one session per token; `arguments` may hold the
+    text `{session}`, replaced by each session's number (see `bench.mcp_load`)."""
+    if arguments is None:
+        arguments = (
+            {"group": "mcp", "message": "mcp bench message"} if tool == "send_message" else {}
+        )
     procs: list[Loader] = []
     try:
         for k in range(procs_n):
@@ -283,6 +301,7 @@ async def mcp_calls(
                     {
                         "url": f"{server.url}/mcp",
                         "tokens": tokens[k::procs_n],
+                        "sessions": list(range(k, len(tokens), procs_n)),
                         "tool": tool,
                         "arguments": arguments,
                         "duration_s": duration,

@@ -9,7 +9,9 @@ Driven over stdin/stdout with one JSON object per line (tokens never on a comman
     stdout {"calls": ..., "errors": ..., "elapsed_s": ..., "latencies_ms": [...]}
 
 One session per token, all calling `tool` back to back for `duration_s` seconds
-after a common start, over streamable HTTP.
+after a common start, over streamable HTTP. A string argument holding `{session}` has it
+replaced by the session's number (`sessions`, one per token; default 0, 1, ...), so a
+`claim` of `bench/{session}/**` by each session conflicts with no other.
 """
 
 from __future__ import annotations
@@ -57,9 +59,11 @@ async def run(config: dict[str, Any]) -> None:
 
     async with AsyncExitStack() as stack:
         clients = [await _session(stack, url, token, mode) for token in tokens]
-        for client in clients:
+        numbers = [int(n) for n in config.get("sessions") or range(len(clients))]
+        per_session = [_for_session(arguments, n) for n in numbers]
+        for client, args in zip(clients, per_session, strict=True):
             for _ in range(warmup):
-                result = await client.call_tool(tool, arguments)
+                result = await client.call_tool(tool, args)
                 if result.is_error:
                     text = " ".join(getattr(c, "text", "") for c in result.content)
                     _say({"error": f"{tool} failed during warm-up: {text}"})
@@ -72,18 +76,19 @@ async def run(config: dict[str, Any]) -> None:
         started = time.perf_counter()
         end = started + duration
 
-        async def caller(client: Client) -> None:
+        async def caller(client: Client, args: dict[str, Any]) -> None:
             nonlocal errors
             while True:
                 t0 = time.perf_counter()
                 if t0 >= end:
                     return
-                result = await client.call_tool(tool, arguments)
+                result = await client.call_tool(tool, args)
                 latencies.append((time.perf_counter() - t0) * 1000.0)
                 if result.is_error:
                     errors += 1
 
-        await asyncio.wait_for(asyncio.gather(*(caller(c) for c in clients)), duration + 30)
+        callers = (caller(c, a) for c, a in zip(clients, per_session, strict=True))
+        await asyncio.wait_for(asyncio.gather(*callers), duration + 30)
         elapsed = time.perf_counter() - started
         _say(
             {
@@ -93,6 +98,16 @@ async def run(config: dict[str, Any]) -> None:
                 "latencies_ms": [round(x, 3) for x in latencies],
             }
         )
+
+
+def _for_session(value: Any, n: int) -> Any:
+    if isinstance(value, str):
+        return value.replace("{session}", str(n))
+    if isinstance(value, list):
+        return [_for_session(v, n) for v in value]
+    if isinstance(value, dict):
+        return {k: _for_session(v, n) for k, v in value.items()}
+    return value
 
 
 def main() -> None:
