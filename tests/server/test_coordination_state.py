@@ -226,3 +226,21 @@ def test_claims_per_peer_are_capped(log: Log) -> None:
     with pytest.raises(Conflict, match="the most a peer may"):
         _claim(log, "alice", "one-more")
     _claim(log, "alice", "f0", "f1")  # renewing holds no more
+
+
+def test_a_token_added_twice_or_moved_counts_once_for_its_owner(log: Log) -> None:
+    log.apply(TokenAdded("id-alice", "tok-alice"))  # already hers: nothing changes
+    log.apply(TokenAdded("id-bob", "tok-alice"))  # a hostile log hands it to bob
+    assert log.state.claim_valid("id-bob", "g")
+    assert not log.state.claim_valid("id-alice", "g")  # her only token is gone
+    assert not log.state.claim_valid("id-nobody", "g")
+
+
+def test_a_mismatch_shows_a_value_too_long_for_its_text_cut() -> None:
+    from relay.protocol import StateEntry
+    from relay.server.keyvalues import _preview
+
+    entry = StateEntry(group="g", key="k", value="\u00e9" * 8000, version=3, updated_by="a")
+    text = _preview(entry)
+    assert "[... cut; get_state has the whole value]" in text
+    assert text.endswith("(version 3, set by a)")

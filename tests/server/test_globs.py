@@ -90,6 +90,7 @@ def test_a_literal_path_overlaps_exactly_the_patterns_that_match_it(
     assert overlaps(pattern, path) is _match(pattern, path)
     assert matches(pattern, path) is _match(pattern, path)
     assert overlaps(pattern, pattern)  # every pattern covers some path
+    assert not matches(pattern, pattern + "/*")  # a path holds no wildcard
 
 
 @settings(max_examples=200, deadline=None)

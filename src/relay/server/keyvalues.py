@@ -59,9 +59,6 @@ class KeyValues:
             if key.startswith(prefix) and keys[key].present
         ]
 
-    def count(self, group: str) -> int:
-        return self._live.get(group, 0)
-
     def apply(self, record: StateSet, by: str) -> tuple[StateChanged | None, StateEntry]:
         """Apply a `StateSet` made by the peer named `by`: the change (None when nothing
         changed: a delete of an absent key) and the key's entry now. Raises
@@ -128,9 +125,11 @@ def _wire(group: str, key: str, entry: _Entry) -> StateEntry:
     )
 
 
-def _preview(entry: StateEntry, limit: int = 2000) -> str:
+def _preview(entry: StateEntry, limit: int = 20_000) -> str:
     """The entry's value as ASCII JSON (every control and non-ASCII character escaped,
-    so the text is inert wherever it is shown), cut at `limit` characters."""
+    so the text is inert wherever it is shown), cut at `limit` characters: a 16 KiB value
+    fits whole unless most of it is escaped (`details` and `get_state` always have it)."""
     text = json.dumps(entry.value, ensure_ascii=True, separators=(",", ":"))
-    where = f" (version {entry.version}, set by {entry.updated_by})"
-    return (text if len(text) <= limit else text[:limit] + " [...]") + where
+    if len(text) > limit:
+        text = text[:limit] + " [... cut; get_state has the whole value]"
+    return f"{text} (version {entry.version}, set by {entry.updated_by})"
