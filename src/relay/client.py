@@ -39,6 +39,7 @@ from relay.protocol import (
     Message,
     Peer,
     StateEntry,
+    UnreadSummary,
     is_group_name,
     is_peer_name,
     is_state_key,
@@ -212,11 +213,17 @@ class RelayClient:
         json_body: Any = None,
         params: dict[str, Any] | None = None,
         token: str | None = None,
+        read_timeout: float | None = None,
     ) -> Any:
         headers = {"Authorization": f"Bearer {token}"} if token else None
         try:
             response = await self._http.request(
-                method, path, json=json_body, params=params, headers=headers
+                method,
+                path,
+                json=json_body,
+                params=params,
+                headers=headers,
+                timeout=httpx.USE_CLIENT_DEFAULT if read_timeout is None else read_timeout,
             )
         except httpx.TransportError as exc:
             raise ServerUnreachable(f"cannot reach {self.server_url}: {exc}") from exc
@@ -324,6 +331,17 @@ class RelayClient:
         """What this peer has not read yet, without moving its read cursor."""
         body = await self._request("GET", "/v1/unread")
         return [Message.model_validate(m) for m in body["messages"]]
+
+    async def unread_summary(self, after: int = 0, wait_s: int = 0) -> UnreadSummary:
+        """Counts and senders of what is unread after event id `after`, no bodies and no
+        read: waits up to `wait_s` seconds (at most 120) for something to arrive."""
+        body = await self._request(
+            "GET",
+            "/v1/unread/summary",
+            params={"after": after, "wait_s": wait_s},
+            read_timeout=wait_s + 10.0,
+        )
+        return UnreadSummary.model_validate(body)
 
     async def create_token(self) -> str:
         """A further token for this peer (shown once), e.g. for a second machine."""

@@ -55,19 +55,21 @@ def private_dir(path: Path) -> None:
         )
 
 
-def write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str | bytes) -> None:
     """Write `text` to `path` atomically with mode 0600, creating missing parents 0700.
 
-    Existing parents are left as they are: this also writes agent config files
-    (`~/.codex/config.toml`), whose directories are the user's business. The
-    relay config dir is made private by `private_dir`.
+    A str is written as UTF-8, bytes exactly as they are (no newline translation
+    either way). Existing parents are left as they are: this also writes agent
+    config files (`~/.codex/config.toml`), whose directories are the user's
+    business. The relay config dir is made private by `private_dir`.
     """
+    data = text.encode("utf-8") if isinstance(text, str) else text
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     # mkstemp opens a random name with O_CREAT | O_EXCL and mode 0600.
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)

@@ -51,6 +51,7 @@ __all__ = [
     "StateEntry",
     "Status",
     "StreamNotice",
+    "UnreadSummary",
     "is_group_name",
     "is_peer_name",
     "is_state_key",
@@ -290,6 +291,24 @@ class ClaimChanged(_Wire):
     holder: str
     action: ClaimAction
     claims: list[Claim]
+
+
+class UnreadSummary(_Wire):
+    """`GET /v1/unread/summary`: what is unread after a cursor, without the bodies.
+
+    What an agent's hook needs to get its attention: how many messages arrived
+    after `after` (an event id), how many of them are direct, who sent them and
+    in which groups (a few names each), and `cursor`, the
+    event id of the newest of them (`after` again when there are none), to pass
+    as `after` next time. `unread` counts everything unread, old and new.
+    """
+
+    cursor: int
+    count: int
+    direct: int
+    senders: list[str]
+    groups: list[str]
+    unread: int
 
 
 class ErrorInfo(_Wire):

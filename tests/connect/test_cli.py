@@ -194,9 +194,11 @@ def test_headers_helper_prints_each_panes_own_header(
     assert unknown.stderr.count("\n") == 1  # one line
     assert unknown.stderr.startswith("relay: ")
 
+    # outside tmux: the saved profile 'default' (a Claude Code in a plain terminal)
     outside = _relay_process(home, "headers", "--server", relay_server.url)
     assert outside.returncode == 1
-    assert "TMUX_PANE is unset" in outside.stderr
+    assert "no relay credentials for profile 'default'" in outside.stderr
+    assert "groups join GROUP --name NAME --profile default" in outside.stderr
 
 
 def test_hook_status_reports_for_the_pane_and_is_silent_elsewhere(

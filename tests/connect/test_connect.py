@@ -7,18 +7,28 @@ import hashlib
 import json
 import re
 import stat
+import subprocess
 import uuid
 from pathlib import Path
 
 import pytest
 
 from relay.client import RelayClient
+from relay.connect.hookwait import pending_hook_prompt_path
 from relay.credentials import CredentialStore, load_token, pending_prompt_path
 from tests.conftest import RunningServer, make_peer
 from tests.connect.conftest import Home, Lab, connect_env, git_repo, run_cli
 from tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.tmux
+
+
+def _session_start(home: Home, pane: str, claude_pid: int) -> subprocess.CompletedProcess[str]:
+    """`relay hook-wait` as Claude Code runs it on SessionStart in `pane`, for `claude_pid`;
+    the relay is never reached here (no message waits), so a short timeout bounds it."""
+    env = connect_env(home, TMUX_PANE=pane, CLAUDE_PID=str(claude_pid))
+    started = {"hook_event_name": "SessionStart", "source": "startup", "session_id": "s1"}
+    return run_cli(["relay", "hook-wait"], env, stdin=json.dumps(started), timeout=20)
 
 
 def _connect(home: Home, lab: Lab, *args: str, **env: str) -> tuple[int, str, str]:
@@ -67,13 +77,32 @@ def test_scripted_connect_splits_starts_sidebar_and_the_agent_registers(
     assert f"--target-pane {pane}" in lab.pane_command(sidebar)
     assert f"--server-url {relay_server.url}" in lab.pane_command(sidebar)
 
-    # the sidebar delivers the one-time registration prompt to the agent, then deletes it
-    def registered() -> list[str]:
-        return [t for t in lab.turns(pane) if "Call the relay MCP tool `register`" in t]
+    # Claude Code's hooks, not the sidebar, carry the registration prompt: the running
+    # agent cannot have the relay's tools until it restarts
+    assert "hook-wait" in json.dumps(settings["hooks"]["SessionStart"])
+    assert "mcp__relay" in settings["permissions"]["allow"]
+    hook_prompt = pending_hook_prompt_path(pane)
+    assert stat.S_IMODE(hook_prompt.stat().st_mode) == 0o600
+    assert not pending_prompt_path(pane).exists()
+    assert f"registration prompt queued for Claude Code's SessionStart hook in {hook_prompt}" in out
 
-    wait_for(registered, 30, "the registration prompt", describe=lambda: lab.capture(sidebar))
-    assert "as peer 'api' in group 'backend'" in registered()[0]
-    wait_for(lambda: not pending_prompt_path(pane).exists(), 10, "the pending prompt to go")
+    # the agent that was running before relay-connect: its waiter ends at once, asks nothing
+    standin_pid = int(lab.run("display-message", "-p", "-t", pane, "#{pane_pid}").strip())
+    stale = _session_start(home, pane, standin_pid)
+    assert (stale.returncode, stale.stderr) == (0, "")
+    assert hook_prompt.exists()
+
+    # the restarted agent (any process started since) gets the prompt once, then it is gone
+    with subprocess.Popen(["sleep", "60"]) as restarted:
+        try:
+            woke = _session_start(home, pane, restarted.pid)
+        finally:
+            restarted.kill()
+    assert woke.returncode == 2, woke.stderr
+    assert "Call the relay MCP tool `register`" in woke.stderr
+    assert "as peer 'api' in group 'backend'" in woke.stderr
+    assert not hook_prompt.exists()
+    assert not [t for t in lab.turns(pane) if "register" in t]  # the sidebar typed nothing
 
     # the server knows the peer, with the pane's directory and branch
     async def whoami() -> tuple[str, str, str]:
@@ -208,12 +237,9 @@ def test_new_starts_an_agent_in_a_fresh_window_and_uninstall_cleans_up(
     assert "started claude-code in a new window" in out
     lab.logs[pane] = log
 
-    wait_for(
-        lambda: any("`register`" in t for t in lab.turns(pane)),
-        30,
-        "the new agent to receive the registration prompt",
-        describe=lambda: lab.capture(pane),
-    )
+    wait_for(lambda: "? for shortcuts" in lab.capture(pane), 15, "the new agent to start")
+    # Its SessionStart hook (a real Claude Code's: tests/agents) asks it to register.
+    assert pending_hook_prompt_path(pane).exists()
     assert load_token(relay_server.url, pane)
 
     removed = run_cli(["relay-connect", "--uninstall"], connect_env(home))
@@ -260,7 +286,7 @@ def test_project_scope_writes_a_shareable_mcp_json_and_uninstall_removes_it(
     assert entry["url"] == f"{relay_server.url}/mcp"
     assert entry["headersHelper"] == f"relay headers --server {relay_server.url}"
     assert not (home.home / ".claude.json").exists()  # the user-scope file is untouched
-    assert pending_prompt_path(pane).exists()  # waits for a sidebar started later
+    assert pending_hook_prompt_path(pane).exists()  # waits for the restarted agent's hook
 
     removed = run_cli(["relay-connect", "--uninstall"], connect_env(home))
     assert removed.returncode == 0

@@ -229,13 +229,17 @@ def test_new_real_agent_gets_the_registration_prompt_as_a_user_turn(
         assert token
         assert token not in lab.pane_command(pane)
 
+        # Claude Code: its SessionStart hook (`relay hook-wait`) hands the prompt to the
+        # model, nothing typed; Codex: the sidebar types it.
         turns = wait_for(
-            lambda: api.script.turns_containing("Call the relay MCP tool `register`"),
+            lambda: api.script.requests_containing("Call the relay MCP tool `register`"),
             60,
             f"{kind} to send the registration prompt to the model",
             describe=lambda: lab.capture(pane),
         )
         assert "as peer 'newbie' in group 'team'" in turns[0].text
+        typed = api.script.turns_containing("Call the relay MCP tool `register`")
+        assert bool(typed) == (kind == "codex")
         # The agent reached the relay's MCP server with its own identity: it offers the
         # model the relay's tools. Claude Code connects MCP servers in the background, so
         # its first turn may still say "relay ... will appear shortly": ask again until

@@ -22,6 +22,7 @@ from tests.harness.fake_api import (
     FakeModelServer,
     Reply,
     ToolCall,
+    ToolUse,
 )
 
 __all__ = ["FakeAnthropic"]
@@ -59,6 +60,16 @@ def _user_text(content: Any) -> str:
     return "\n".join(p for p in parts if p)
 
 
+def _raw_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    return "\n".join(
+        str(b.get("text", ""))
+        for b in content or []
+        if isinstance(b, dict) and b.get("type") == "text"
+    )
+
+
 def _tool_results(content: Any) -> list[str]:
     if not isinstance(content, list):
         return []
@@ -94,6 +105,8 @@ class _AnthropicHandler(FakeHandler):
             self.script.record_tool_results(
                 (i, r) for i, m in users for r in _tool_results(m.get("content"))
             )
+            if users:
+                self.script.record_raw(no, users[-1][0], _raw_text(users[-1][1].get("content")))
             action = self.script.next_action()
         if action is None:
             last = users[-1][1].get("content") if users else None
@@ -112,7 +125,7 @@ class _AnthropicHandler(FakeHandler):
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             self._stream(body, action)
 
-    def _stream(self, body: dict[str, Any], action: Reply | ToolCall) -> None:
+    def _stream(self, body: dict[str, Any], action: Reply | ToolCall | ToolUse) -> None:
         self.start_sse()
         if isinstance(action, Reply) and action.delay_s:
             time.sleep(action.delay_s)
@@ -126,6 +139,17 @@ class _AnthropicHandler(FakeHandler):
                     "id": "toolu_fake_" + uuid.uuid4().hex[:16],
                     "name": "Bash",
                     "input": {"command": action.command, "description": action.description},
+                }
+            )
+        elif isinstance(action, ToolUse):
+            if action.text:
+                blocks.append({"type": "text", "text": action.text})
+            blocks.append(
+                {
+                    "type": "tool_use",
+                    "id": "toolu_fake_" + uuid.uuid4().hex[:16],
+                    "name": action.name,
+                    "input": action.input,
                 }
             )
         else:
@@ -161,7 +185,7 @@ class _AnthropicHandler(FakeHandler):
                 "content_block_delta", {"type": "content_block_delta", "index": idx, "delta": delta}
             )
             self.sse("content_block_stop", {"type": "content_block_stop", "index": idx})
-        stop = "tool_use" if isinstance(action, ToolCall) else "end_turn"
+        stop = "tool_use" if isinstance(action, ToolCall | ToolUse) else "end_turn"
         self.sse(
             "message_delta",
             {

@@ -30,7 +30,9 @@ __all__ = [
     "ModelScript",
     "Reply",
     "ToolCall",
+    "ToolUse",
     "UserTurn",
+    "Wake",
 ]
 
 
@@ -54,6 +56,15 @@ class ToolCall:
 
 
 @dataclass(frozen=True)
+class ToolUse:
+    """A call of any tool by name (an MCP tool: `mcp__relay__read_new_messages`)."""
+
+    name: str
+    input: dict[str, Any]
+    text: str = ""
+
+
+@dataclass(frozen=True)
 class Failure:
     """An HTTP error answer."""
 
@@ -61,7 +72,7 @@ class Failure:
     message: str = "fake overload"
 
 
-Action = Reply | ToolCall | Failure
+Action = Reply | ToolCall | ToolUse | Failure
 
 
 @dataclass(frozen=True)
@@ -70,6 +81,16 @@ class UserTurn:
 
     request_no: int
     index: int
+    text: str
+    at: float
+
+
+@dataclass(frozen=True)
+class Wake:
+    """A main request whose newest user message holds `text` as the agent sent it, system
+    reminders included: how a hook's notice (Claude Code's asyncRewake) reaches the model."""
+
+    request_no: int
     text: str
     at: float
 
@@ -83,6 +104,7 @@ class ModelScript:
         self._turns: list[UserTurn] = []
         self._seen: set[tuple[int, str]] = set()
         self._tool_results: list[str] = []
+        self._raw: list[Wake] = []
         self._requests = 0
         self._main_requests = 0
         self._released = threading.Event()
@@ -117,6 +139,11 @@ class ModelScript:
     def turns_containing(self, needle: str) -> list[UserTurn]:
         return [t for t in self.user_turns() if needle in t.text]
 
+    def requests_containing(self, needle: str) -> list[Wake]:
+        """Main requests whose newest user message (reminders and all) holds `needle`."""
+        with self._lock:
+            return [w for w in self._raw if needle in w.text]
+
     # -- used by handlers ------------------------------------------------------------
     def begin_request(self, is_main: bool) -> int:
         with self._lock:
@@ -140,6 +167,16 @@ class ModelScript:
                 turn = UserTurn(request_no, index, text, time.time())
                 self._turns.append(turn)
             self.log("user_turns.jsonl", {"request_no": request_no, "index": index, "text": text})
+
+    def record_raw(self, request_no: int, index: int, text: str) -> None:
+        """The newest user message of a main request (at `index` in the conversation),
+        unstripped, the first time it is seen."""
+        with self._lock:
+            key = (index, "\x00raw\x00" + text)
+            if not text or key in self._seen:
+                return
+            self._seen.add(key)
+            self._raw.append(Wake(request_no, text, time.time()))
 
     def record_tool_results(self, texts: Iterable[tuple[int, str]]) -> None:
         for index, text in texts:

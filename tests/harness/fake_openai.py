@@ -22,6 +22,7 @@ from tests.harness.fake_api import (
     FakeModelServer,
     Reply,
     ToolCall,
+    ToolUse,
 )
 
 __all__ = ["FakeOpenAI"]
@@ -81,6 +82,8 @@ class _OpenAIHandler(FakeHandler):
         action: Action | None = None
         if is_main:
             self.script.record_user_texts(no, users)
+            if users:
+                self.script.record_raw(no, *users[-1])
             self.script.record_tool_results(
                 (i, str(it.get("output", "")))
                 for i, it in enumerate(items)
@@ -100,6 +103,8 @@ class _OpenAIHandler(FakeHandler):
                 {"error": {"message": action.message, "type": "server_error"}}, action.status
             )
             return
+        if isinstance(action, ToolUse):
+            raise NotImplementedError("the fake Responses API scripts shell calls only")
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             self._stream(body, action)
 

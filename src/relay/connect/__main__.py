@@ -60,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--create", action="store_true", help="create the group (operator)")
     parser.add_argument("--width", default="35%", help="sidebar width, columns or %% (35%%)")
     parser.add_argument("--no-sidebar", action="store_true", help="do not start relay-tui")
+    parser.add_argument(
+        "--no-allow-tools",
+        action="store_true",
+        help="leave Claude Code's permission rules alone (relay tools then ask first)",
+    )
     parser.add_argument("-y", "--yes", action="store_true", help="take defaults, ask nothing")
     parser.add_argument("-L", "--tmux-socket", metavar="NAME", help="tmux socket name (-L)")
     parser.add_argument("--list", action="store_true", help="list agent panes and exit")
@@ -117,6 +122,7 @@ def run(argv: Sequence[str] | None = None, *, interactive: bool | None = None) -
         width=args.width,
         agent_command=args.agent_command,
         sidebar=not args.no_sidebar,
+        allow_tools=not args.no_allow_tools,
     )
     try:
         results = asyncio.run(connector.connect(request, found))
@@ -138,8 +144,9 @@ def run(argv: Sequence[str] | None = None, *, interactive: bool | None = None) -
                 f"relay-connect --group {done.group} --secret-file FILE"
             )
         pending = pending_path_for(store, done.pane_id)
-        if pending.exists():
-            print(f"  registration prompt queued for the sidebar in {pending}")
+        if pending is not None:
+            who = "the sidebar" if done.kind == "codex" else "Claude Code's SessionStart hook"
+            print(f"  registration prompt queued for {who} in {pending}")
         print(f"  {done.hint}")
     return 0
 

@@ -13,9 +13,13 @@ Scopes (as `claude mcp add --scope`):
     project   <cwd>/.mcp.json mcpServers.relay                     (shareable: no secret)
 
 Hooks go into `~/.claude/settings.json`: `UserPromptSubmit` runs `relay
-hook-status working`, `Stop` runs `relay hook-status idle`. Both are silent
-no-ops in panes relay-connect has not connected. `CLAUDE_CONFIG_DIR`, when
-set, replaces `~/.claude` and the home of `.claude.json`, as in Claude Code.
+hook-status working`, `Stop` runs `relay hook-status idle`, and `SessionStart` and
+`Stop` start `relay hook-wait` in the background (`async` + `asyncRewake`: when it
+exits 2, its notice starts a model turn; see `relay.connect.hookwait`). All are
+silent no-ops in panes relay-connect has not connected. `permissions.allow` gains
+`mcp__relay` (every tool of the relay server), so the relay's own tools never stop
+at a permission dialog (`--no-allow-tools` leaves it out). `CLAUDE_CONFIG_DIR`,
+when set, replaces `~/.claude` and the home of `.claude.json`, as in Claude Code.
 """
 
 from __future__ import annotations
@@ -29,18 +33,23 @@ from typing import Any, Final, Literal
 
 from relay.connect.configfiles import Change
 from relay.connect.edits import append_item, set_path
+from relay.connect.hookwait import HOOK_TIMEOUT_S as WAIT_TIMEOUT_S
 
 __all__ = [
+    "ALLOW_RULE",
     "HOOK_EVENTS",
     "MCP_NAME",
     "SCOPES",
+    "WAIT_EVENTS",
     "ClaudePaths",
     "Scope",
     "hook_changes",
     "hook_group",
     "mcp_changes",
     "mcp_entry",
+    "permission_changes",
     "restart_hint",
+    "wait_hook_group",
 ]
 
 MCP_NAME: Final = "relay"
@@ -48,6 +57,8 @@ Scope = Literal["user", "local", "project"]
 SCOPES: Final[tuple[Scope, ...]] = ("user", "local", "project")
 HOOK_EVENTS: Final = {"UserPromptSubmit": "working", "Stop": "idle"}
 HOOK_TIMEOUT_S: Final = 5
+WAIT_EVENTS: Final = ("SessionStart", "Stop")
+ALLOW_RULE: Final = f"mcp__{MCP_NAME}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,17 +105,44 @@ def mcp_changes(server_url: str, relay_cmd: str, scope: Scope, cwd: Path) -> lis
 
 
 def hook_group(relay_cmd: str, status: str) -> dict[str, Any]:
-    """One hooks-list entry that reports `status` for the pane the hook runs in."""
+    """One hooks-list entry that reports `status` for the pane the hook runs in.
+
+    In the background (`async`): a blocking `UserPromptSubmit` hook holds every turn
+    back for as long as it runs (a Python start and a request, about 0.3 s).
+    """
     command = f"{relay_cmd} hook-status {status}"
-    return {"hooks": [{"type": "command", "command": command, "timeout": HOOK_TIMEOUT_S}]}
+    hook = {"type": "command", "command": command, "async": True, "timeout": HOOK_TIMEOUT_S}
+    return {"hooks": [hook]}
+
+
+def wait_hook_group(relay_cmd: str) -> dict[str, Any]:
+    """One hooks-list entry that starts the background waiter (`relay hook-wait`)."""
+    hook = {
+        "type": "command",
+        "command": f"{relay_cmd} hook-wait",
+        "async": True,
+        "asyncRewake": True,
+        "timeout": WAIT_TIMEOUT_S,
+    }
+    return {"hooks": [hook]}
 
 
 def hook_changes(relay_cmd: str) -> list[Change]:
-    """The changes to `settings.json` that add the status hooks."""
-    return [
+    """The changes to `settings.json` that add the status hooks and the waiter."""
+    status: list[Change] = [
         partial(append_item, path=("hooks", event), item=hook_group(relay_cmd, status))
         for event, status in HOOK_EVENTS.items()
     ]
+    wait = [
+        partial(append_item, path=("hooks", event), item=wait_hook_group(relay_cmd))
+        for event in WAIT_EVENTS
+    ]
+    return status + wait
+
+
+def permission_changes() -> list[Change]:
+    """The change to `settings.json` that lets the relay's tools run without a dialog."""
+    return [partial(append_item, path=("permissions", "allow"), item=ALLOW_RULE)]
 
 
 def restart_hint(pane: str) -> str:

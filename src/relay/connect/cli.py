@@ -25,8 +25,8 @@ profile `default` (a pane without credentials says so on stderr). Server:
 `--server`, else `RELAY_SERVER`, else the server those credentials are for,
 else the last one relay-connect used.
 
-Helpers run by agents (see paneauth.py): `relay headers`, `relay hook-status`,
-`relay run -- COMMAND`.
+Helpers run by agents (see paneauth.py and hookwait.py): `relay headers`, `relay
+hook-status`, `relay hook-wait`, `relay run -- COMMAND`.
 
 Errors may quote the relay: they are printed through `relay.sinks.terminal_safe`, like
 everything `commands.py` prints.
@@ -40,6 +40,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from relay.attention import AttentionFile
 from relay.connect import paneauth
 from relay.connect.errors import ConnectError, run_main
 from relay.credentials import CredentialStore
@@ -146,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--server", dest="helper_server", required=True)
     p = sub.add_parser("hook-status", help="(Claude Code hook) report this pane's status")
     p.add_argument("status", choices=["idle", "working", "dnd"])
+    sub.add_parser(
+        "hook-wait", help="(Claude Code async hook) wake the idle agent when messages arrive"
+    )
     p = sub.add_parser("run", help="run COMMAND with RELAY_TOKEN set for this pane (Codex)")
     p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND")
     return parser
@@ -155,17 +159,31 @@ def run(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     store = CredentialStore()
     if args.command == "headers":
-        key = paneauth.identity_key(os.environ, args.pane, args.profile)
+        key = paneauth.hook_key(os.environ, args.pane, args.profile)
         print(paneauth.headers_json(store, args.helper_server, key))
         return 0
     if args.command == "hook-status":
-        # Hooks run in every Claude Code session: outside tmux there is nothing to report.
-        pane: str | None = args.profile or args.pane or os.environ.get("TMUX_PANE")
-        if not pane:
-            return 0
-        for problem in paneauth.hook_status(store, pane, args.status):
+        key = paneauth.hook_key(os.environ, args.pane, args.profile)
+        if args.status == "working":
+            AttentionFile(key, store.base).mark_prompted()  # a waiter must not wake it now
+        for problem in paneauth.hook_status(store, key, args.status):
             print(terminal_safe(problem), file=sys.stderr)
         return 0
+    if args.command == "hook-wait":
+        from relay.connect.hookwait import MAX_INPUT_BYTES, run_hook_wait
+
+        key = paneauth.hook_key(os.environ, args.pane, args.profile)
+        stdin = b"" if sys.stdin.isatty() else sys.stdin.buffer.read(MAX_INPUT_BYTES)
+        status, notice = run_hook_wait(
+            paneauth.hook_credentials(store, key),
+            key,
+            os.environ,
+            stdin.decode("utf-8", "replace"),
+            base=store.base,
+        )
+        if notice:
+            print(notice, file=sys.stderr)
+        return status
     if args.command == "run":
         key = paneauth.identity_key(os.environ, args.pane, args.profile)
         command = args.argv[1:] if args.argv[:1] == ["--"] else args.argv

@@ -25,6 +25,7 @@ from typing import Any
 from relay.client import RelayClient, StreamEvent
 from relay.connect.doctor import run_checks
 from relay.connect.errors import ConnectError, CredentialsMissing, MissingOption
+from relay.connect.paneauth import DEFAULT_PROFILE
 from relay.connect.secretfiles import (
     ENV_JOIN_SECRET,
     ENV_OPERATOR_TOKEN,
@@ -36,7 +37,6 @@ from relay.protocol import Claim, ClaimChanged, Message, Peer, StateChanged, Sta
 from relay.sinks import terminal_safe
 
 __all__ = [
-    "DEFAULT_PROFILE",
     "Identity",
     "cmd_claim",
     "cmd_claims",
@@ -65,10 +65,6 @@ class Identity:
     token: str | None
     cred: Credential | None
     key: str | None
-
-
-DEFAULT_PROFILE = "default"
-"""The profile `relay groups join` saves without `--profile`."""
 
 
 def _lookup(store: CredentialStore, server: str | None, key: str) -> Credential | None:

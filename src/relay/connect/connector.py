@@ -8,8 +8,10 @@ For each pane, in order:
    server joins as the same peer (`peer_token`). A default name that is taken
    becomes `name-2`, `name-3` ...; a name the user chose must be free.
 3. Store the token under the pane's id (0600) and remember the server.
-4. Merge the agent's MCP config (and Claude Code's status hooks).
-5. Write the one-time registration prompt where the sidebar picks it up.
+4. Merge the agent's MCP config (and Claude Code's hooks and permission rule).
+5. Write the one-time registration prompt where the agent's prompter picks it up:
+   Claude Code's `SessionStart` waiter (`relay hook-wait`), which runs once the
+   restarted agent has the relay's tools, or else the sidebar.
 6. Split the window and start `relay-tui --server-url URL --target-pane %N`
    on the right (unless a sidebar already targets the pane).
 7. `--new` only: start the agent in the new pane; else say how the running
@@ -24,15 +26,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from relay.attention import AttentionFile
 from relay.client import ApiError, RelayClient
 from relay.connect import claude, codex
 from relay.connect.configfiles import ConfigFile, Manifest, merge
 from relay.connect.discovery import AgentPane
 from relay.connect.errors import ConnectError
 from relay.connect.executables import relay_command, relay_tui_command
+from relay.connect.hookwait import pending_hook_prompt_path
 from relay.connect.tmux import Tmux
 from relay.connect.wizard import ConnectRequest, PaneChoice
 from relay.credentials import Credential, CredentialStore, pending_prompt_path
+from relay.localfiles import private_dir, write_private
 from relay.protocol import Joined
 
 __all__ = ["Connected", "Connector", "pending_path_for", "registration_prompt"]
@@ -80,6 +85,7 @@ class Connector:
         width: str = "35%",
         agent_command: str | None = None,
         sidebar: bool = True,
+        allow_tools: bool = True,
         say: Callable[[str], None] = print,
     ) -> None:
         self.tmux = tmux
@@ -88,6 +94,7 @@ class Connector:
         self.width = width
         self.agent_command = agent_command
         self.sidebar = sidebar
+        self.allow_tools = allow_tools
         self.say = say
         self.manifest = Manifest(store.manifest_file)
         self.relay_cmd = relay_command()
@@ -120,15 +127,17 @@ class Connector:
             )
             self.store.remember_server(request.server)
             self._configure(request, choice)
+            prompt = registration_prompt(joined.peer.name, request.group, request.server)
             sidebar = sidebars.get(pane_id)
-            if sidebar is None:
+            if choice.kind != "codex":
+                # The hook, not the sidebar: the running agent cannot have the tools yet.
+                self._leave_hook_prompt(pane_id, prompt)
+            elif sidebar is None:
                 # A running sidebar read its pending prompt when it started: only a sidebar
                 # started now (or later, by hand) picks this one up.
-                self.store.write_pending_prompt(
-                    pane_id, registration_prompt(joined.peer.name, request.group, request.server)
-                )
-                if self.sidebar:
-                    sidebar = self._start_sidebar(request.server, pane_id)
+                self.store.write_pending_prompt(pane_id, prompt)
+            if sidebar is None and self.sidebar:
+                sidebar = self._start_sidebar(request.server, pane_id)
             if choice.pane_id is None:
                 self._start_agent(choice, pane_id)
                 hint = f"started {choice.kind} in a new window ({pane_id})"
@@ -215,7 +224,18 @@ class Connector:
             claude.mcp_changes(request.server, helper, request.scope, cwd),
             self.manifest,
         )
-        merge(ConfigFile(paths.settings), claude.hook_changes(self.relay_cmd), self.manifest)
+        changes = claude.hook_changes(self.relay_cmd)
+        if self.allow_tools:
+            changes += claude.permission_changes()
+        merge(ConfigFile(paths.settings), changes, self.manifest)
+
+    def _leave_hook_prompt(self, pane_id: str, prompt: str) -> None:
+        """The registration prompt for Claude Code's next `SessionStart` waiter; agents
+        started before now are marked as lacking the relay's tools."""
+        path = pending_hook_prompt_path(pane_id, self.store.base)
+        private_dir(path.parent)
+        write_private(path, prompt)
+        AttentionFile(pane_id, self.store.base).mark_connected()
 
     def _passthrough_env(self) -> dict[str, str]:
         """Variables the sidebar and agent need to find the same config as we do."""
@@ -238,6 +258,12 @@ class Connector:
         self.tmux.respawn(pane_id, command, choice.cwd, self._passthrough_env())
 
 
-def pending_path_for(store: CredentialStore, pane_id: str) -> Path:
-    """Where `connect` leaves the registration prompt for `pane_id` (for messages)."""
-    return pending_prompt_path(pane_id, store.base)
+def pending_path_for(store: CredentialStore, pane_id: str) -> Path | None:
+    """Where `connect` left the registration prompt for `pane_id`, if it did (for messages)."""
+    for path in (
+        pending_hook_prompt_path(pane_id, store.base),
+        pending_prompt_path(pane_id, store.base),
+    ):
+        if path.exists():
+            return path
+    return None

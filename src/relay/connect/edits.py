@@ -7,6 +7,7 @@ so `--uninstall` removes exactly what was added and nothing else:
 
     doc = {"theme": "dark"}
     edit = set_path(doc, ("mcpServers", "relay"), {"type": "http"})
+    state(doc, edit)             # "present": revert() would undo it
     revert(doc, edit)            # doc == {"theme": "dark"} again
 
 Edits are plain data (`to_json`/`from_json`) so they can be kept in the
@@ -19,9 +20,11 @@ from collections.abc import Callable, MutableMapping, MutableSequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["Edit", "append_item", "plain", "revert", "set_path"]
+__all__ = ["Edit", "EditState", "append_item", "plain", "revert", "set_path", "state"]
 
 Path = tuple[str, ...]
+EditState = Literal["present", "changed", "gone"]
+"""What became of an edit since: still as made, its value changed, or removed."""
 Factory = Callable[[], MutableMapping[str, Any]]
 
 
@@ -45,6 +48,12 @@ class Edit:
     had_previous: bool = False
     previous: Any = None
     created: tuple[Path, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """The edited entry, for a message: `mcpServers.relay`, `an item of hooks.Stop`."""
+        where = ".".join(self.path)
+        return where if self.op == "set" else f"an item of {where}"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -153,6 +162,26 @@ def append_item(
         return None
     target.append(item)
     return Edit("append", path, item, created=tuple(created))
+
+
+def state(doc: MutableMapping[str, Any], edit: Edit) -> EditState:
+    """Whether `edit` is still in `doc` as made (`revert` would undo it), changed, or gone.
+
+    An appended item is either there (an equal item in the list) or gone: a changed
+    item is indistinguishable from another one.
+    """
+    if edit.op == "append":
+        target = _find(doc, edit.path)
+        if isinstance(target, MutableSequence) and any(
+            plain(existing) == edit.value for existing in target
+        ):
+            return "present"
+        return "gone"
+    parent = _find(doc, edit.path[:-1])
+    key = edit.path[-1]
+    if not isinstance(parent, MutableMapping) or key not in parent:
+        return "gone"
+    return "present" if plain(parent[key]) == edit.value else "changed"
 
 
 def revert(doc: MutableMapping[str, Any], edit: Edit) -> bool:

@@ -59,9 +59,11 @@ class CredentialsMissing(ConnectError):
                 "from any shell in this tmux session"
             )
         else:
+            # Outside tmux (TMUX_PANE unset) an agent's helpers use the profile 'default'.
             message = (
-                f"no relay credentials for profile {key!r} on {server_url}: "
-                f"run `relay-connect --server {server}` for it first"
+                f"no relay credentials for profile {key!r} on {server_url}: save them with "
+                f"`relay --server {server} groups join GROUP --name NAME --profile {key}` "
+                "(or connect a tmux pane with relay-connect)"
             )
         super().__init__(message)
         self.server_url = server_url

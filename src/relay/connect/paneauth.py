@@ -26,9 +26,19 @@ from relay.connect.codex import TOKEN_ENV
 from relay.connect.errors import ConnectError, CredentialsMissing, LocalFileError
 from relay.credentials import Credential, CredentialStore, normalise_server
 
-__all__ = ["headers_json", "hook_status", "identity_key", "run_with_token"]
+__all__ = [
+    "DEFAULT_PROFILE",
+    "headers_json",
+    "hook_credentials",
+    "hook_key",
+    "hook_status",
+    "identity_key",
+    "run_with_token",
+]
 
 HOOK_TIMEOUT_S = 3.0
+DEFAULT_PROFILE = "default"
+"""The profile `relay groups join` saves without `--profile`."""
 
 
 def identity_key(environ: Mapping[str, str], pane: str | None, profile: str | None) -> str:
@@ -41,6 +51,21 @@ def identity_key(environ: Mapping[str, str], pane: str | None, profile: str | No
             "not inside a tmux pane (TMUX_PANE is unset): pass --pane %N or --profile NAME"
         )
     return key
+
+
+def hook_key(environ: Mapping[str, str], pane: str | None, profile: str | None) -> str:
+    """The credentials key of an agent's hook: like `identity_key`, but outside tmux the
+    saved profile `default` (a Claude Code session in a plain terminal)."""
+    return profile or pane or environ.get("TMUX_PANE") or DEFAULT_PROFILE
+
+
+def hook_credentials(store: CredentialStore, key: str) -> list[Credential]:
+    """The credentials of `key`; none (the hook does nothing) when the file is damaged."""
+    try:
+        return store.for_key(key)
+    except LocalFileError as exc:
+        print(f"relay: {exc}", file=sys.stderr)
+        return []
 
 
 def headers_json(store: CredentialStore, server_url: str, key: str) -> str:
@@ -64,10 +89,7 @@ async def _post_status(cred: Credential, status: str) -> str | None:
 
 def hook_status(store: CredentialStore, key: str, status: str) -> list[str]:
     """Report `status` for `key` on every server it is connected to; the problems met."""
-    try:
-        creds = store.for_key(key)
-    except LocalFileError as exc:
-        return [f"relay hook-status: {exc}"]  # a hook never fails: stderr says why
+    creds = hook_credentials(store, key)  # a hook never fails: stderr says why
     if not creds:
         return []
 

@@ -35,6 +35,7 @@ __all__ = [
     "MAX_RESOURCES_PER_CLAIM",
     "MAX_RESULT_BYTES",
     "MAX_STATE_KEYS_PER_GROUP",
+    "MAX_SUMMARY_NAMES",
     "MAX_WAIT_S",
     "Limiter",
     "Rate",
@@ -42,6 +43,8 @@ __all__ = [
 ]
 
 MAX_WAIT_S: Final = 120.0
+MAX_SUMMARY_NAMES: Final = 8
+"""Sender and group names in an unread summary (the rest are counted, not named)."""
 """The longest `wait_for_messages` timeout."""
 MAX_DM_RECIPIENTS: Final = 100
 MAX_FILTER_SCANS: Final = 2

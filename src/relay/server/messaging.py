@@ -8,7 +8,7 @@ import asyncio
 import secrets
 from typing import Any
 
-from relay.protocol import Message, MessageStatus, RecipientStatus
+from relay.protocol import Message, MessageStatus, RecipientStatus, UnreadSummary
 from relay.server.access import (
     Caller,
     canonical_name,
@@ -22,6 +22,7 @@ from relay.server.limits import (
     MAX_DM_RECIPIENTS,
     MAX_FILTER_SCANS,
     MAX_RESULT_BYTES,
+    MAX_SUMMARY_NAMES,
     MAX_WAIT_S,
 )
 from relay.server.parts import Operations, Parts
@@ -161,6 +162,34 @@ class Messaging(Operations):
             await self.arrivals.wait(peer.id, float(timeout_s))
         recheck(self.state, self.metrics, caller)
         return await self.read_new(peer)
+
+    async def summary(self, caller: Caller, after: int, wait_s: float) -> UnreadSummary:
+        """What is unread after event id `after`, waiting up to `wait_s` for something.
+
+        Reads nothing: the cursor stays where it is, so the agent still finds every
+        message with `read_new_messages`. The credential is checked again after
+        the wait, as for `wait_for`. An `after` beyond the head of the log (a relay
+        whose log was reset) counts from the start again.
+        """
+        peer = require_peer(caller)
+        if after > self.state.head:
+            after = 0
+        unread = self.state.unread(peer.id)
+        if wait_s > 0 and not any(log_id > after for log_id, _ in unread):
+            await self.arrivals.wait(peer.id, wait_s)
+            recheck(self.state, self.metrics, caller)
+            unread = self.state.unread(peer.id)
+        new = [(log_id, message) for log_id, message in unread if log_id > after]
+        senders = list(dict.fromkeys(m.from_ for _, m in new))
+        groups = list(dict.fromkeys(m.group for _, m in new))
+        return UnreadSummary(
+            cursor=new[-1][0] if new else after,
+            count=len(new),
+            direct=sum(m.is_dm for _, m in new),
+            senders=senders[:MAX_SUMMARY_NAMES],
+            groups=groups[:MAX_SUMMARY_NAMES],
+            unread=len(unread),
+        )
 
     def unread(self, peer: PeerState) -> list[Message]:
         return [m for _, m in self.state.unread(peer.id)]

@@ -20,6 +20,7 @@ from starlette.routing import Route
 from relay.protocol import ErrorBody
 from relay.server.auth import bearer_token
 from relay.server.errors import BadRequest, Forbidden, RateLimited, RelayServerError, TooLarge
+from relay.server.limits import MAX_WAIT_S
 from relay.server.relay import Caller, Relay
 from relay.server.validate import MAX_JSON_DEPTH, check_json
 from relay.server.values import MAX_STATE_VALUE_BYTES
@@ -226,6 +227,15 @@ async def _unread(request: Request) -> Response:
     return JSONResponse({"messages": [m.wire() for m in relay.messages.unread(peer)]})
 
 
+async def _unread_summary(request: Request) -> Response:
+    relay = _relay(request)
+    caller = _caller(request)
+    after = _int_param(request, "after", 0, 0, 2**62)
+    wait_s = _int_param(request, "wait_s", 0, 0, int(MAX_WAIT_S))
+    summary = await relay.messages.summary(caller, after, float(wait_s))
+    return JSONResponse(summary.model_dump())
+
+
 async def _create_token(request: Request) -> Response:
     relay = _relay(request)
     peer = relay.require_peer(_caller(request))
@@ -361,6 +371,7 @@ def routes() -> list[Route]:
         Route("/v1/peers", g(_list_peers), methods=["GET"]),
         Route("/v1/status", g(_set_status), methods=["POST"]),
         Route("/v1/unread", g(_unread), methods=["GET"]),
+        Route("/v1/unread/summary", g(_unread_summary), methods=["GET"]),
         Route("/v1/tokens", g(_create_token), methods=["POST"]),
         Route("/v1/tokens/revoke", g(_revoke_token), methods=["POST"]),
     ]
