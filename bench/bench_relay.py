@@ -100,6 +100,9 @@ def start_relay(
     work: Path,
     engine: str = "sqlite",
     extra_env: dict[str, str] | None = None,
+    *,
+    cpus: str | None = None,
+    log_level: str = "warning",
     extra_args: Sequence[str] = (),
 ) -> Server:
     data = work / f"{name}-data"
@@ -115,11 +118,12 @@ def start_relay(
             "--rate-limit",
             "1000000",
             "--log-level",
-            "warning",
+            log_level,
             *extra_args,
         ],
         work,
         extra_env=extra_env,
+        cpus=cpus,
     )
     server.operator_token = (data / "operator-token").read_text().strip()
     return server
@@ -286,8 +290,9 @@ async def mcp_calls(
     profile_dir: Path | None = None,
     arguments: dict[str, Any] | None = None,
 ) -> McpRun:
-    """`tool` called back to back by one session per token; `arguments` may hold the
-    text `{session}`, replaced by each session's number (see `bench.mcp_load`)."""
+    """`tool` called back to back by one session per token; in `arguments` the text
+    `{session}` becomes each session's number (a `claim` of `bench/{session}/**` by each
+    session then conflicts with no other)."""
     if arguments is None:
         arguments = (
             {"group": "mcp", "message": "mcp bench message"} if tool == "send_message" else {}
@@ -301,9 +306,11 @@ async def mcp_calls(
                     {
                         "url": f"{server.url}/mcp",
                         "tokens": tokens[k::procs_n],
-                        "sessions": list(range(k, len(tokens), procs_n)),
                         "tool": tool,
                         "arguments": arguments,
+                        "arguments_list": [
+                            _for_session(arguments, n) for n in range(k, len(tokens), procs_n)
+                        ],
                         "duration_s": duration,
                         "warmup": 5,
                     },
@@ -343,6 +350,17 @@ async def mcp_calls(
         cpu_ms_per_call=cpu / max(1, calls) * 1000,
         cpu_share=cpu / (end.wall_s - start.wall_s),
     )
+
+
+def _for_session(value: Any, n: int) -> Any:
+    """`value` with the text `{session}` replaced by `n`, in every string it holds."""
+    if isinstance(value, str):
+        return value.replace("{session}", str(n))
+    if isinstance(value, list):
+        return [_for_session(v, n) for v in value]
+    if isinstance(value, dict):
+        return {k: _for_session(v, n) for k, v in value.items()}
+    return value
 
 
 # -- 3. idle streams --------------------------------------------------------------------

@@ -109,20 +109,27 @@ def start_server(
     work_dir: Path,
     timeout: float = 60.0,
     extra_env: dict[str, str] | None = None,
+    *,
+    cpus: str | None = None,
+    health_path: str = "/healthz",
+    health_status: int = 200,
+    cwd: Path | None = None,
 ) -> Server:
-    """Run `command` (which must accept `--port-file`), wait for `/healthz`."""
+    """Run `command` (which must accept `--port-file`), wait for `health_path` to answer
+    `health_status`. With `cpus` (a `taskset -c` list) the server runs on those cores only."""
     work_dir.mkdir(parents=True, exist_ok=True)
     port_file = work_dir / f"{name}.port"
     log_path = work_dir / f"{name}.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
     env.update(extra_env or {})
+    pin = ["taskset", "-c", cpus] if cpus else []  # taskset execs: the pid stays the server's
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [*command, "--port", "0", "--port-file", str(port_file)],
+            [*pin, *command, "--port", "0", "--port-file", str(port_file)],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
-            cwd=BENCH_DIR.parent,
+            cwd=cwd or BENCH_DIR.parent,
         )
     deadline = time.monotonic() + timeout
     while True:
@@ -135,7 +142,7 @@ def start_server(
         if text:
             url = f"http://127.0.0.1:{int(text)}"
             try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"{url}{health_path}", timeout=1).status_code == health_status:
                     return Server(name, url, int(text), process, log_path)
             except httpx.HTTPError:
                 pass

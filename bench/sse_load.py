@@ -5,6 +5,7 @@ a command line:
 
     stdin  {"port": 8765, "path": "/v1/events", "tokens": ["..."] | null, "count": 100,
             "deadline_s": 120}
+           ("paths": ["/notifications/s0", ...] instead of "path": one path per stream)
     stdout {"ready": 100, "failed": 0}           once every stream has its 200
     stdin  {"expect": 1000}                      measured messages the sender will post
     stdout {"received": ..., "latencies_ms": [...], ...}   when all arrived, or on "stop"
@@ -155,12 +156,13 @@ async def run(config: dict[str, Any]) -> None:
     path = str(config.get("path", "/v1/events"))
     count = int(config["count"])
     tokens: list[str | None] = list(config.get("tokens") or [None] * count)
+    paths = [str(x) for x in config.get("paths") or [path]]
     deadline = time.monotonic() + float(config.get("deadline_s", 120))
     tally = Tally()
     gate = asyncio.Semaphore(int(config.get("connect_concurrency", 64)))
     opened = await asyncio.gather(
         *(
-            _open(port, _request(port, path, tokens[i % len(tokens)]), tally, gate)
+            _open(port, _request(port, paths[i % len(paths)], tokens[i % len(tokens)]), tally, gate)
             for i in range(count)
         )
     )

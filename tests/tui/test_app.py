@@ -306,6 +306,40 @@ async def test_the_injector_hears_arrivals_status_and_reads(relay_server: Runnin
             assert "pending 0" in counters.plain
 
 
+async def test_while_the_agents_hook_delivers_the_sidebar_does_not_prompt(
+    relay_server: RunningServer,
+) -> None:
+    alice = await make_peer(relay_server, "team", "alice", kind="claude-code")
+    bob = await make_peer(relay_server, "team", "bob")
+    recorders: list[RecordingInjector] = []
+    hook = {"delivers": True}
+
+    def make(on_change: Callable[[Any], None]) -> InjectorLike:
+        recorders.append(RecordingInjector(on_change))
+        return recorders[-1]
+
+    async with RelayClient(relay_server.url, alice) as a, RelayClient(relay_server.url, bob) as b:
+        await b.send("team", "sent while the sidebar was down")
+        app = sidebar(a, injector=make, hook_delivers=lambda: hook["delivers"])
+        async with app.run_test(size=(60, 30)) as pilot:
+            injector = recorders[0]
+            counters = app.query_one(Counters)
+            await until(pilot, lambda: "sent while the sidebar" in " ".join(texts(app)), "history")
+            await b.send("team", "live while the hook delivers")
+            await until(pilot, lambda: "live while the hook delivers" in texts(app), "live post")
+            assert "the agent's hook delivers" in counters.plain
+            assert counters.plain.startswith("unread 2")
+            assert injector.arrivals() == []  # one prompter per agent: the hook
+
+            # the hook stops (its agent exited, its time ran out): the sidebar takes over,
+            # prompting once for what is unread
+            hook["delivers"] = False
+            await until(pilot, lambda: injector.arrivals() == ["bob"], "the sidebar takes over")
+            await until(pilot, lambda: "pending 1 from bob" in counters.plain, "pending shown")
+            await b.send("team", "after the hand-over")
+            await until(pilot, lambda: injector.arrivals() == ["bob", "bob"], "prompts again")
+
+
 def test_no_injector_without_a_pane_or_when_watching_only() -> None:
     assert injector_factory(TuiSettings()) is None
     assert injector_factory(TuiSettings(target_pane="%3", watch_only=True)) is None

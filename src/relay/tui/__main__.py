@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from relay.attention import AttentionFile
 from relay.client import RelayClient
 from relay.credentials import CredentialStore
 from relay.errors import LocalFileError
@@ -79,8 +80,10 @@ def main() -> None:
             "(it saves one for the pane), or set RELAY_TOKEN in the environment."
         )
     client = RelayClient(settings.server_url, token)
+    key = settings.profile or settings.target_pane
+    hook = AttentionFile(key).hook_delivers if key is not None and factory is not None else None
     try:
-        RelayTui(settings, client, injector=factory).run()
+        RelayTui(settings, client, injector=factory, hook_delivers=hook).run()
     finally:
         asyncio.run(client.aclose())
 

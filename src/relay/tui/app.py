@@ -9,6 +9,11 @@ screen current from events. It feeds the injector (when there is one):
 - a `read` event leaving nothing unread           -> `injector.cleared`
 - unread messages found on start (a restart)      -> `injector.arrival`, once each
 
+While the agent's own hook has its attention (`hook_delivers`, see `relay.attention`:
+Claude Code with `relay hook-wait`), arrivals are not fed: one prompter per agent, and
+the counters say the hook delivers. When the hook stops (its agent exited, its time ran
+out), the newest unread message is fed once so nothing waits unprompted.
+
 Everything the app shows goes through public methods (`apply_event`,
 `show_identity`, `show_history`, ...), which the snapshot tests call directly
 with fixed data instead of a relay.
@@ -103,8 +108,12 @@ class RelayTui(App[None]):
         clock: Callable[[], float] = time.monotonic,
         backoff: Backoff | None = None,
         read_timeout: float = DEFAULT_READ_TIMEOUT_S,
+        hook_delivers: Callable[[], bool] | None = None,
     ) -> None:
         super().__init__()
+        self._hook_delivers = hook_delivers
+        self.hooked = False
+        """The agent's own hook has its attention (checked every second)."""
         self.settings = settings
         self.client = client
         self._make_injector = injector
@@ -149,6 +158,7 @@ class RelayTui(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self._check_hook()
         self._refresh_counters()
         self.show_connection(self.connection)
         self.draft.focus()
@@ -310,7 +320,22 @@ class RelayTui(App[None]):
         if self.injector is None or message.id in self._announced:
             return
         self._announced.add(message.id)
-        self.injector.arrival(message.from_, event_id)
+        if not self.hooked:
+            self.injector.arrival(message.from_, event_id)
+
+    def _check_hook(self) -> None:
+        """Follow who prompts the agent; a hook that stops hands its unread over once."""
+        if self._hook_delivers is None:
+            return
+        hooked = self._hook_delivers()
+        if hooked == self.hooked:
+            return
+        self.hooked = hooked
+        self._refresh_counters()
+        unread = self.conversation.unread_messages()
+        if not hooked and unread and self.injector is not None:
+            self._synthetic_ids -= 1
+            self.injector.arrival(unread[-1].from_, self._synthetic_ids)
 
     # -- refreshing widgets ---------------------------------------------------------
 
@@ -340,11 +365,14 @@ class RelayTui(App[None]):
 
     def _refresh_counters(self) -> None:
         view = self.injector.view if self.injector is not None else None
-        self.counters.show(self.conversation.unread, view, watch_only=self.settings.watch_only)
+        self.counters.show(
+            self.conversation.unread, view, watch_only=self.settings.watch_only, hook=self.hooked
+        )
 
     def _tick(self) -> None:
         if self.connection.phase is Phase.RECONNECTING:
             self.show_connection(self.connection)
+        self._check_hook()
 
     # -- talking to the relay -------------------------------------------------------
 

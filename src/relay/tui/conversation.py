@@ -90,6 +90,10 @@ class Conversation:
     def unread(self) -> int:
         return len(self._unread)
 
+    def unread_messages(self) -> list[Message]:
+        """The unread messages on screen, oldest first."""
+        return [m for m in self._messages if m.id in self._unread]
+
     def mark_unread(self, message_id: str) -> bool:
         """Count `message_id` as unread; False if it was already counted or is ours."""
         message = self._by_id.get(message_id)
@@ -103,8 +107,7 @@ class Conversation:
         if unread <= 0:
             self._unread.clear()
             return
-        newest = [m.id for m in self._messages if m.id in self._unread][-unread:]
-        self._unread = set(newest)
+        self._unread = {m.id for m in self.unread_messages()[-unread:]}
 
     def last_from_others(self, before: str | None = None) -> Message | None:
         """The newest message not from me, older than `before` if given (to reply to)."""

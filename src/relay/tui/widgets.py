@@ -378,16 +378,29 @@ class Counters(Static):
 
     plain = ""
 
-    def show(self, unread: int, injector: InjectorViewLike | None, *, watch_only: bool) -> None:
-        text = counters_text(unread, injector, watch_only=watch_only)
+    def show(
+        self,
+        unread: int,
+        injector: InjectorViewLike | None,
+        *,
+        watch_only: bool,
+        hook: bool = False,
+    ) -> None:
+        text = counters_text(unread, injector, watch_only=watch_only, hook=hook)
         self.plain = text.plain
         self.update(text)
 
 
-def counters_text(unread: int, injector: InjectorViewLike | None, *, watch_only: bool) -> Text:
+def counters_text(
+    unread: int, injector: InjectorViewLike | None, *, watch_only: bool, hook: bool = False
+) -> Text:
     text = Text()
     text.append(f"unread {unread}", "bold yellow" if unread else "dim")
     text.append(" · ", "dim")
+    if hook:
+        # tests/agents read this off the screen
+        text.append("the agent's hook delivers: the sidebar does not type", "dim")
+        return text
     if injector is None:
         text.append("watch only: never types" if watch_only else "no agent pane", "dim")
         return text
