@@ -38,6 +38,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -102,6 +103,7 @@ def start_relay(
     *,
     cpus: str | None = None,
     log_level: str = "warning",
+    extra_args: Sequence[str] = (),
 ) -> Server:
     data = work / f"{name}-data"
     server = start_server(
@@ -117,6 +119,7 @@ def start_relay(
             "1000000",
             "--log-level",
             log_level,
+            *extra_args,
         ],
         work,
         extra_env=extra_env,
@@ -137,11 +140,16 @@ async def fan_out(
     loaders: int,
     run: int = 0,
     profile_dir: Path | None = None,
+    kind: str = "message",
 ) -> FanOut:
+    """Fan-out of `kind`: `message` posts, or `state` (each a `set_state` of one key
+    whose value carries the marker, fanned out as `state_changed`)."""
     relay = server.name != "baseline"
     group = f"fan{subscribers}-{run}"
     if relay:
-        tokens = await make_peers(server, group, ["sender", *(f"s{i}" for i in range(subscribers))])
+        # Names are unique relay-wide: each run's peers carry its group's name.
+        names = [f"{group}-sender", *(f"{group}-s{i}" for i in range(subscribers))]
+        tokens = await make_peers(server, group, names)
         sender_token, sub_tokens = tokens[0], tokens[1:]
         path, send_path = "/v1/events", "/v1/messages"
         headers = {"Authorization": f"Bearer {sender_token}"}
@@ -178,7 +186,11 @@ async def fan_out(
             async def post(text: str) -> bool:
                 body = {"group": group, "text": text} if relay else {"text": text}
                 try:
-                    response = await http.post(send_path, json=body)
+                    if kind == "state":
+                        state_path = f"/v1/groups/{group}/state/bench"
+                        response = await http.put(state_path, json={"value": text})
+                    else:
+                        response = await http.post(send_path, json=body)
                 except httpx.HTTPError:
                     return False
                 return response.status_code < 300
@@ -276,8 +288,15 @@ async def mcp_calls(
     procs_n: int,
     duration: float,
     profile_dir: Path | None = None,
+    arguments: dict[str, Any] | None = None,
 ) -> McpRun:
-    arguments = {"group": "mcp", "message": "mcp bench message"} if tool == "send_message" else {}
+    """`tool` called back to back by one session per token; in `arguments` the text
+    `{session}` becomes each session's number (a `claim` of `bench/{session}/**` by each
+    session then conflicts with no other)."""
+    if arguments is None:
+        arguments = (
+            {"group": "mcp", "message": "mcp bench message"} if tool == "send_message" else {}
+        )
     procs: list[Loader] = []
     try:
         for k in range(procs_n):
@@ -289,6 +308,9 @@ async def mcp_calls(
                         "tokens": tokens[k::procs_n],
                         "tool": tool,
                         "arguments": arguments,
+                        "arguments_list": [
+                            _for_session(arguments, n) for n in range(k, len(tokens), procs_n)
+                        ],
                         "duration_s": duration,
                         "warmup": 5,
                     },
@@ -328,6 +350,17 @@ async def mcp_calls(
         cpu_ms_per_call=cpu / max(1, calls) * 1000,
         cpu_share=cpu / (end.wall_s - start.wall_s),
     )
+
+
+def _for_session(value: Any, n: int) -> Any:
+    """`value` with the text `{session}` replaced by `n`, in every string it holds."""
+    if isinstance(value, str):
+        return value.replace("{session}", str(n))
+    if isinstance(value, list):
+        return [_for_session(v, n) for v in value]
+    if isinstance(value, dict):
+        return {k: _for_session(v, n) for k, v in value.items()}
+    return value
 
 
 # -- 3. idle streams --------------------------------------------------------------------

@@ -25,20 +25,24 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, Self
+from urllib.parse import quote
 
 import httpx
 from httpx_sse import aconnect_sse
 
 from relay.protocol import (
+    Claim,
     ErrorBody,
     GroupCreated,
     GroupInfo,
     Joined,
     Message,
     Peer,
+    StateEntry,
     UnreadSummary,
     is_group_name,
     is_peer_name,
+    is_state_key,
 )
 
 __all__ = [
@@ -64,11 +68,16 @@ class RelayError(Exception):
 class ApiError(RelayError):
     """The server answered with an error: `status` is the HTTP status, `code` its error code."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, details: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(f"{message} ({status} {code})")
         self.status = status
         self.code = code
         self.message = message
+        self.details = details or {}
+        """The rest of the error body: `current` for a `version_mismatch`, `held` for
+        `claimed`."""
 
 
 class AuthError(ApiError):
@@ -88,6 +97,15 @@ def _group(name: str) -> str:
     if not is_group_name(name):
         raise BadName(f"{name!r} is not a group name (1-64 of a-z, 0-9, '_' and '-')")
     return name
+
+
+def _key(key: str) -> str:
+    """A state key as one path segment (its `/`s escaped), once it is a valid key."""
+    if not is_state_key(key):
+        raise BadName(
+            f"{key!r} is not a state key (1-128 of letters, digits, '.', '_', '/', ':', '-')"
+        )
+    return quote(key, safe="")
 
 
 def _peer(name: str) -> str:
@@ -139,14 +157,17 @@ def _raise_for_error(response: httpx.Response) -> None:
     if response.is_success:
         return
     code, message = "http_error", response.reason_phrase or "request failed"
+    details: dict[str, Any] = {}
     try:
         error = ErrorBody.model_validate_json(response.content).error
     except ValueError:  # not the relay's error shape (a proxy's page, say)
         pass
     else:
         code, message = error.code, error.message
+        raw = response.json().get("error", {})
+        details = {k: v for k, v in raw.items() if k not in ("code", "message")}
     error_type = AuthError if response.status_code in (401, 403) else ApiError
-    raise error_type(response.status_code, code, message)
+    raise error_type(response.status_code, code, message, details)
 
 
 class RelayClient:
@@ -329,6 +350,62 @@ class RelayClient:
     async def revoke_token(self, token: str | None = None) -> None:
         """Revoke `token` (a token of this peer), or the token this client uses."""
         await self._request("POST", "/v1/tokens/revoke", json_body={"token": token or self._token})
+
+    # -- shared state and claims ------------------------------------------------------
+
+    async def get_state(self, group: str, *, prefix: str | None = None) -> list[StateEntry]:
+        """The keys of `group`'s shared state (those starting with `prefix`)."""
+        params = {"prefix": prefix} if prefix else None
+        body = await self._request("GET", f"/v1/groups/{_group(group)}/state", params=params)
+        return [StateEntry.model_validate(e) for e in body["entries"]]
+
+    async def get_state_key(self, group: str, key: str) -> StateEntry:
+        """One key's entry; version 0 when it is absent."""
+        body = await self._request("GET", f"/v1/groups/{_group(group)}/state/{_key(key)}")
+        return StateEntry.model_validate(body["entry"])
+
+    async def set_state(
+        self, group: str, key: str, value: Any, *, expected_version: int | None = None
+    ) -> StateEntry:
+        """Set a key (None deletes it); `ApiError` with code `version_mismatch` and the
+        current entry in `details["current"]` when `expected_version` is not the key's."""
+        body: dict[str, Any] = {"value": value}
+        if expected_version is not None:
+            body["expected_version"] = expected_version
+        result = await self._request(
+            "PUT", f"/v1/groups/{_group(group)}/state/{_key(key)}", json_body=body
+        )
+        return StateEntry.model_validate(result["entry"])
+
+    async def claims(self, group: str) -> list[Claim]:
+        body = await self._request("GET", f"/v1/groups/{_group(group)}/claims")
+        return [Claim.model_validate(c) for c in body["claims"]]
+
+    async def claim(
+        self,
+        group: str,
+        resources: list[str],
+        *,
+        ttl_s: float | None = None,
+        note: str | None = None,
+    ) -> list[Claim]:
+        """Claim or renew `resources`; `ApiError` with code `claimed` (the holders in
+        `details["held"]`) when another peer holds an overlapping claim."""
+        body: dict[str, Any] = {"resources": resources}
+        if ttl_s is not None:
+            body["ttl_s"] = ttl_s
+        if note is not None:
+            body["note"] = note
+        result = await self._request("POST", f"/v1/groups/{_group(group)}/claims", json_body=body)
+        return [Claim.model_validate(c) for c in result["claims"]]
+
+    async def release(self, group: str, resources: list[str] | None = None) -> list[Claim]:
+        """Release some (or all) of this peer's claims in `group`; returns what was released."""
+        body = {} if resources is None else {"resources": resources}
+        result = await self._request(
+            "POST", f"/v1/groups/{_group(group)}/claims/release", json_body=body
+        )
+        return [Claim.model_validate(c) for c in result["released"]]
 
     # -- the event stream ---------------------------------------------------------
 

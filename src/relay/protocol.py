@@ -27,9 +27,13 @@ __all__ = [
     "MAX_NAME_LENGTH",
     "PEER_NAME_PATTERN",
     "SETTABLE_STATUSES",
+    "STATE_KEY_PATTERN",
     "STATUSES",
     "SURROGATES",
     "TEXT_CONTROLS",
+    "Claim",
+    "ClaimAction",
+    "ClaimChanged",
     "ErrorBody",
     "ErrorInfo",
     "EventType",
@@ -43,11 +47,14 @@ __all__ = [
     "PeerLeft",
     "ReadMoved",
     "RecipientStatus",
+    "StateChanged",
+    "StateEntry",
     "Status",
     "StreamNotice",
     "UnreadSummary",
     "is_group_name",
     "is_peer_name",
+    "is_state_key",
     "name_key",
 ]
 
@@ -82,7 +89,17 @@ STATUSES: Final[tuple[Status, ...]] = ("idle", "working", "dnd", "offline")
 SETTABLE_STATUSES: Final = ("idle", "working", "dnd")
 """What a peer may set; `offline` is derived by the server from presence."""
 
-EventType = Literal["message", "dm", "peer_joined", "peer_left", "peer_status", "read", "notice"]
+EventType = Literal[
+    "message",
+    "dm",
+    "peer_joined",
+    "peer_left",
+    "peer_status",
+    "read",
+    "notice",
+    "state_changed",
+    "claim_changed",
+]
 EVENT_TYPES: Final[tuple[EventType, ...]] = (
     "message",
     "dm",
@@ -91,7 +108,13 @@ EVENT_TYPES: Final[tuple[EventType, ...]] = (
     "peer_status",
     "read",
     "notice",
+    "state_changed",
+    "claim_changed",
 )
+
+STATE_KEY_PATTERN: Final = r"[A-Za-z0-9._/:-]{1,128}"
+"""A key of a group's shared state: 1-128 of letters, digits, `.`, `_`, `/`, `:` and `-`."""
+_STATE_KEY_RE: Final = re.compile(STATE_KEY_PATTERN)
 
 
 def is_group_name(value: str) -> bool:
@@ -102,6 +125,11 @@ def is_group_name(value: str) -> bool:
 def is_peer_name(value: str) -> bool:
     """True when `value` is a valid peer name (`[A-Za-z0-9][A-Za-z0-9_.-]{0,63}`)."""
     return _PEER_RE.fullmatch(value) is not None
+
+
+def is_state_key(value: str) -> bool:
+    """True when `value` is a valid key of shared state (`[A-Za-z0-9._/:-]{1,128}`)."""
+    return _STATE_KEY_RE.fullmatch(value) is not None
 
 
 def name_key(name: str) -> str:
@@ -220,6 +248,49 @@ class RecipientStatus(_Wire):
 class MessageStatus(_Wire):
     message: Message
     recipients: list[RecipientStatus]
+
+
+class StateEntry(_Wire):
+    """One key of a group's shared state; `version` counts its changes (0: absent)."""
+
+    group: str
+    key: str
+    value: Any = None
+    version: int
+    updated_by: str = ""
+    """The name of the peer that made this version."""
+    updated_at: float | None = None
+
+
+class StateChanged(StateEntry):
+    """Data of a `state_changed` event: the key's new version (`deleted`: now absent)."""
+
+    deleted: bool = False
+
+
+ClaimAction = Literal["claimed", "released", "expired", "revoked", "left"]
+"""Why claims changed: taken or renewed, released by the holder, expired, or dropped
+because the holder lost its last token (`revoked`) or left the group (`left`)."""
+
+
+class Claim(_Wire):
+    """An exclusive, expiring lease of one resource (a path or glob) in a group."""
+
+    group: str
+    resource: str
+    holder: str
+    note: str = ""
+    claimed_at: float
+    expires_at: float
+
+
+class ClaimChanged(_Wire):
+    """Data of a `claim_changed` event: what `holder` took, renewed or no longer holds."""
+
+    group: str
+    holder: str
+    action: ClaimAction
+    claims: list[Claim]
 
 
 class UnreadSummary(_Wire):

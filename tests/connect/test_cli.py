@@ -444,3 +444,92 @@ def test_operator_revokes_a_peer_and_rotates_a_join_secret(
         "--secret-file", str(secret_file), "--profile", "newcomer",
     )  # fmt: skip
     assert joined.returncode == 0, joined.stderr
+
+
+def test_state_and_claims_from_the_shell(
+    home: Home, relay_server: RunningServer, team: str
+) -> None:
+    _store_peer(relay_server, "ann", team, "ann", "human")
+    _store_peer(relay_server, "bot", team, "bot", "claude-code")
+
+    def relay(*args: str, who: str = "ann", stdin: str | None = None) -> tuple[int, str, str]:
+        done = _relay(home, "--profile", who, *args, stdin=stdin)
+        return done.returncode, done.stdout, done.stderr
+
+    assert relay("state", "set", team, "plan/step", '{"n": 1}', "--expected-version", "0")[1] == (
+        f"key plan/step of #{team} now at version 1\n"
+    )
+    code, _, err = relay(
+        "state", "set", team, "plan/step", "2", "--expected-version", "0", who="bot"
+    )
+    assert code != 0
+    assert "at version 1, not at version 0" in err
+    assert '{"n":1}' in err  # the loser learns the current value
+    assert relay("state", "set", team, "owner", "-", stdin='"bot"\n')[0] == 0
+    code, _, err = relay("state", "set", team, "bad", "{nope")
+    assert code != 0
+    assert "not JSON" in err
+    assert relay("state", "get", team, "plan/step")[1] == '{"n": 1}\n'
+    listing = relay("state", "get", team, "--prefix", "plan/")[1].splitlines()
+    assert len(listing) == 1
+    assert listing[0].startswith("plan/step  v1  ann  ")
+    assert relay("state", "get", team, "nothing")[0] == 1
+    assert relay("state", "set", team, "owner", "null")[1].endswith("deleted\n")
+
+    code, out, _ = relay("claim", team, "src/**", "--ttl", "600", "--note", "refactor")
+    assert code == 0
+    assert out.startswith(f"#{team} src/**  ann  until ")
+    assert out.rstrip().endswith("refactor")
+    code, _, err = relay("claim", team, "src/app.py", who="bot")
+    assert code != 0
+    assert "claimed by ann until" in err
+    assert "'refactor'" in err
+    claims = json.loads(relay("claims", team, "--json", who="bot")[1])
+    assert [(c["resource"], c["holder"]) for c in claims] == [("src/**", "ann")]
+    assert relay("claims", who="bot")[1].startswith(f"#{team} src/**  ann")
+    assert relay("release", team, "docs/**")[1] == f"you held none of those claims in #{team}\n"
+    assert relay("release", team)[1] == f"released #{team} src/**\n"
+    assert relay("claim", team, "src/app.py", who="bot")[0] == 0
+
+    assert relay("send", team, "done")[0] == 0
+    # The whole story since event 0, up to the first message (-n counts messages).
+    story = relay("tail", team, "--last-event-id", "0", "-n", "1", who="bot")[1].splitlines()
+    changes = [line for line in story if line.startswith(("* state", "* claim"))]
+    assert changes[0] == f'* state #{team} plan/step = {{"n": 1}} (v1 by ann)'
+    assert f"* claim #{team} ann released src/**" in changes
+    assert changes[-1].startswith(f"* claim #{team} bot claimed src/app.py until ")
+    assert story[-1].endswith("ann: done")
+
+
+def test_tail_prints_state_and_claim_changes_on_one_line_each() -> None:
+    from relay.connect.commands import format_change
+
+    state = {
+        "group": "g",
+        "key": "plan",
+        "value": {"step": "two\x1b[2J"},
+        "version": 2,
+        "updated_by": "ann",
+        "updated_at": 1.0,
+        "deleted": False,
+    }
+    assert format_change("state_changed", state) == (
+        '* state #g plan = {"step": "two\\u001b[2J"} (v2 by ann)'
+    )
+    assert format_change("state_changed", {**state, "deleted": True, "value": None}) == (
+        "* state #g plan deleted (v2 by ann)"
+    )
+    claim = {
+        "group": "g",
+        "resource": "src/**",
+        "holder": "ann",
+        "note": "re\x1b]0;x\x07factor",
+        "claimed_at": 0.0,
+        "expires_at": 60.0,
+    }
+    changed = {"group": "g", "holder": "ann", "action": "claimed", "claims": [claim]}
+    assert format_change("claim_changed", changed) == (
+        "* claim #g ann claimed src/** until 1970-01-01 00:01:00Z (re␛]0;x␇factor)"
+    )
+    expired = {**changed, "action": "expired"}
+    assert format_change("claim_changed", expired) == "* claim #g ann expired src/**"

@@ -20,6 +20,14 @@ def test_defaults_bind_loopback_with_sqlite() -> None:
     assert config.max_message_bytes == 65536
 
 
+def test_coordination_flags_and_their_environment() -> None:
+    config = ServerConfig.from_args(
+        ["--claim-rate", "7"], env={"RELAY_DISABLE_TOOLS": "claims", "RELAY_STATE_RATE": "3"}
+    )
+    assert (config.state_rate, config.claim_rate) == (3.0, 7.0)
+    assert config.disabled_tools == ("claims",)
+
+
 def test_flags_beat_environment_which_beats_defaults() -> None:
     env = {"RELAY_PORT": "9000", "RELAY_HOST": "0.0.0.0", "RELAY_DATA_DIR": "/srv/relay"}
     config = ServerConfig.from_args(["--port", "9100"], env=env)
@@ -38,6 +46,8 @@ def test_operator_token_only_from_the_environment() -> None:
     ("argv", "message"),
     [
         (["--engine", "redis"], "--engine must be one of"),
+        (["--disable-tools", "state,files"], "--disable-tools takes state, claims, not files"),
+        (["--state-rate", "0"], "--state-rate and --claim-rate must be above 0"),
         (["--port", "70000"], "--port must be"),
         (["--ping-interval", "60"], "between 1 and 15"),
         (["--trusted-proxies", "not-an-ip"], "does not appear to be"),

@@ -64,6 +64,11 @@ TOOLS = {
     "set_summary",
     "set_status",
     "message_status",
+    "set_state",
+    "get_state",
+    "claim",
+    "release",
+    "list_claims",
 }
 
 SCENARIOS: dict[str, tuple[str, ...]] = {

@@ -15,6 +15,9 @@ from typing import Any
 import pytest
 
 from relay.server.records import (
+    ClaimsExpired,
+    ClaimsReleased,
+    ClaimsTaken,
     CursorMoved,
     GroupCreated,
     Joined,
@@ -24,6 +27,7 @@ from relay.server.records import (
     PeerUpdated,
     Record,
     SecretRotated,
+    StateSet,
     TokenAdded,
     TokenRevoked,
     check_record,
@@ -52,6 +56,12 @@ EVERY_KIND: list[Record] = [
     MessagePosted("m1", "ops", "id-alice", "hi ✓", 5, ("id-bob", "id-carol"), "m0"),
     MessagePosted("m2", "ops", "id-alice", "", 6.0),
     CursorMoved("id-alice", 7),
+    StateSet("ops", "plan/step", "id-alice", 8.0, {"n": [1, 2.5, "✓", None, True]}, 3),
+    StateSet("ops", "plan/step", "id-alice", 8.5),
+    ClaimsTaken("ops", "id-alice", ("src/**", "README.md"), 960.0, 9.0, "splitting"),
+    ClaimsReleased("ops", "id-alice", 10.0, ("src/**",)),
+    ClaimsReleased("ops", "id-alice", 10.5, None, "revoked"),
+    ClaimsExpired("ops", "id-alice", 11.0, (("README.md", 14), ("src/**", 15))),
 ]
 
 
@@ -65,6 +75,9 @@ def tampered(record: Record, **changes: Any) -> bytes:
 POST = MessagePosted("m1", "ops", "id-alice", "hi", 1.0)
 JOIN = Joined("ops", "id-alice", "alice", 1.0, token_hash="tok-alice")
 UPDATE = PeerUpdated("id-alice", {"status": "idle"}, 1.0)
+STATE = StateSet("ops", "plan", "id-alice", 1.0, {"step": 1})
+CLAIM = ClaimsTaken("ops", "id-alice", ("src/**",), 61.0, 1.0)
+EXPIRY = ClaimsExpired("ops", "id-alice", 61.0, (("src/**", 5),))
 
 
 @pytest.mark.parametrize("record", EVERY_KIND, ids=lambda r: type(r).__name__)
@@ -151,6 +164,35 @@ MALFORMED: list[tuple[bytes, str]] = [
     (tampered(UPDATE, changes={"name": "mallory"}), "peer record: bad profile field 'name'"),
     (tampered(UPDATE, changes={"kind": "robot"}), "peer record: unknown kind"),
     (tampered(UPDATE, changes=None), "peer record: profile changes are not an object"),
+    # Shared state: a key of its shape, a JSON value within its limits, a version count.
+    (tampered(STATE, key="a b"), "state record: bad key"),
+    (tampered(STATE, key="k" * 129), "state record: bad key"),
+    (tampered(STATE, key=None), "state record: bad key"),
+    (tampered(STATE, value="x" * 17_000), "state record: bad value"),
+    (tampered(STATE, value={"k": "\ud800"}), "state record: bad value"),
+    (
+        tampered(STATE, value=[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]),
+        "state record: bad value",
+    ),
+    (tampered(STATE, expected_version=-1), "state record: bad expected_version"),
+    (tampered(STATE, expected_version=1.5), "state record: bad expected_version"),
+    (tampered(STATE, expected_version=True), "state record: bad expected_version"),
+    # Claims: 1 to 32 resource patterns, a finite expiry, a one-line note.
+    (tampered(CLAIM, resources=[]), "claim record: bad resources or expiry"),
+    (tampered(CLAIM, resources=["/etc/passwd"]), "claim record: bad resources or expiry"),
+    (tampered(CLAIM, resources=["src/a**"]), "claim record: bad resources or expiry"),
+    (tampered(CLAIM, resources="src/**"), "claim record: bad resources or expiry"),
+    (tampered(CLAIM, resources=[f"f{n}" for n in range(33)]), "claim record: bad resources"),
+    (tampered(CLAIM, expires_at=float("nan")), "claim record: bad resources or expiry"),
+    (tampered(CLAIM, note="a\x1b[2J"), "claim record: bad note"),
+    (tampered(CLAIM, note="n" * 201), "claim record: bad note"),
+    (tampered(ClaimsReleased("ops", "p", 1.0), reason="stolen"), "release record: unknown reason"),
+    (tampered(ClaimsReleased("ops", "p", 1.0), resources=["x y"]), "release record: bad resources"),
+    (tampered(EXPIRY, claims=[]), "expire record: bad claims"),
+    (tampered(EXPIRY, claims=[["src/**"]]), "expire record: bad claims"),
+    (tampered(EXPIRY, claims=[["src/**", -1]]), "expire record: bad claims"),
+    (tampered(EXPIRY, claims=[["[", 1]]), "expire record: bad claims"),
+    (tampered(EXPIRY, claims="src/**"), "expire record: bad claims"),
 ]
 
 

@@ -23,6 +23,7 @@ from relay.server.validate import (
     MAX_JSON_DEPTH,
     MAX_PATTERN,
     PROFILE_LIMITS,
+    check_expected_version,
     check_filter,
     check_group_name,
     check_json,
@@ -30,9 +31,15 @@ from relay.server.validate import (
     check_line,
     check_peer_name,
     check_profile,
+    check_resources,
+    check_state_key,
+    check_state_prefix,
+    check_state_value,
     check_text,
+    check_ttl,
     parse_time,
 )
+from relay.server.values import value_error
 
 # Control characters by family, as the checks name them in their refusals.
 C0_BUT_TAB_AND_NEWLINE = [chr(c) for c in range(0x20) if chr(c) not in "\t\n"]
@@ -428,3 +435,105 @@ def test_check_line_keeps_exactly_the_lines_free_of_controls(value: str) -> None
             check_line("summary", value, 1000)
     else:
         assert check_line("summary", value, 1000) == value
+
+
+# -- shared state and claims ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["k", "plan/step", "a.b_c:d-e", "K" * 128, "../x"])
+def test_state_keys_kept(key: str) -> None:
+    assert check_state_key(key) == key
+
+
+@pytest.mark.parametrize("key", ["", "k" * 129, "a b", "é", "x\x1b", None, 7])
+def test_state_keys_refused_saying_what_a_key_is(key: object) -> None:
+    with pytest.raises(BadRequest, match=r"a key is 1-128 of letters, digits"):
+        check_state_key(key)
+
+
+def test_state_prefixes() -> None:
+    assert check_state_prefix(None) == ""
+    assert check_state_prefix("") == ""
+    assert check_state_prefix("plan/") == "plan/"
+    with pytest.raises(BadRequest, match=r"invalid prefix .* a prefix is 1-128"):
+        check_state_prefix("a b")
+
+
+@pytest.mark.parametrize(
+    "value", [None, 0, -1.5, True, "text", [], {}, {"a": [1, {"b": None}]}, "é" * 8000]
+)
+def test_state_values_kept(value: object) -> None:
+    assert check_state_value(value) == value
+
+
+@pytest.mark.parametrize(
+    ("value", "error", "says"),
+    [
+        ("x" * 16_383, TooLarge, "16385 bytes as JSON; the limit is 16384 bytes"),
+        ("é" * 8200, TooLarge, "the limit is 16384 bytes"),
+        (float("nan"), BadRequest, "NaN or an infinity"),
+        ([float("inf")], BadRequest, "NaN or an infinity"),
+        ({"k": "\ud800"}, BadRequest, "lone surrogate"),
+        ({"\udc00": 1}, BadRequest, "object keys are valid text"),
+        ({1: 1}, BadRequest, "object keys are valid text"),
+        ({"a": {"b": float("nan")}}, BadRequest, "NaN"),
+        ((1, 2), BadRequest, "a value is JSON, not tuple"),
+        (
+            [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]],
+            BadRequest,
+            "32 levels",
+        ),
+    ],
+)
+def test_state_values_refused_with_the_limit(
+    value: object, error: type[RelayServerError], says: str
+) -> None:
+    with pytest.raises(error, match=re.escape(says)):
+        check_state_value(value)
+    assert value_error(value) is not None
+
+
+def test_the_largest_state_value_is_kept() -> None:
+    assert check_state_value("x" * 16_382) == "x" * 16_382  # 16,384 bytes with its quotes
+
+
+@pytest.mark.parametrize("version", [None, 0, 1, 2**53 - 1])
+def test_expected_versions_kept(version: int | None) -> None:
+    assert check_expected_version(version) == version
+
+
+@pytest.mark.parametrize("version", [-1, 2**53, 1.0, "1", True])
+def test_expected_versions_refused(version: object) -> None:
+    with pytest.raises(BadRequest, match=r"0 for 'only if the key is absent'"):
+        check_expected_version(version)
+
+
+def test_resources_kept_deduplicated_and_one_path_is_a_list() -> None:
+    assert check_resources("src/**") == ("src/**",)
+    assert check_resources(["a", "b", "a"]) == ("a", "b")
+    assert len(check_resources([f"f{n}" for n in range(32)])) == 32
+
+
+@pytest.mark.parametrize(
+    ("resources", "says"),
+    [
+        ([], "a list of 1 to 32 paths or globs"),
+        ([f"f{n}" for n in range(33)], "a list of 1 to 32"),
+        ({"src": 1}, "a list of 1 to 32"),
+        (None, "a list of 1 to 32"),
+        (["ok", "src/../x"], "invalid resource 'src/../x': a resource has no '.' or '..'"),
+        ([3], "invalid resource 3"),
+    ],
+)
+def test_resources_refused_saying_what_is_allowed(resources: object, says: str) -> None:
+    with pytest.raises(BadRequest, match=re.escape(says)):
+        check_resources(resources)
+
+
+def test_ttls() -> None:
+    assert check_ttl(None, 900) == 900.0
+    assert check_ttl(1, 900) == 1.0
+    assert check_ttl(86_400, 900) == 86_400.0
+    for bad in (0, 0.5, -1, 86_401, float("nan"), float("inf"), "60", True):
+        with pytest.raises(BadRequest, match="ttl_s is a number of seconds from 1 to 86400"):
+            check_ttl(bad, 900)

@@ -2,7 +2,7 @@
 
     relay send backend "tests are green"            # as this pane's (or profile's) peer
     relay send backend --to bob "can you review?"
-    relay tail backend                               # live, resumes after drops
+    relay tail backend                               # messages, state, claims; live, resumes
     relay peers --group backend
     relay history backend --limit 20
     relay groups create backend                      # operator token: file, env or prompt
@@ -12,6 +12,11 @@
     relay token revoke                               # revoke this pane's token
     relay token revoke --group backend --peer bob    # operator: every token of bob (lost laptop)
     relay groups rotate-secret backend               # operator: a new join secret, old one dies
+    relay state get backend [KEY] [--prefix plan/]   # the group's shared state
+    relay state set backend plan/step '{"n": 3}' --expected-version 2   # null deletes
+    relay claim backend 'src/api/**' --ttl 1800 --note "splitting the router"
+    relay release backend [RES...]                   # some or all of this peer's claims
+    relay claims [backend]                           # live claims, with holder and expiry
     relay doctor                                     # what is wrong, and what to do
 
 Identity: `RELAY_TOKEN`, else the credentials of `--profile NAME`, else of
@@ -58,7 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reply-to", help="id of the message this answers")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the message id")
 
-    p = sub.add_parser("tail", help="follow messages live (resumes after drops)")
+    p = sub.add_parser(
+        "tail", help="follow messages, state changes and claims live (resumes after drops)"
+    )
     p.add_argument("group", nargs="?", help="only this group")
     p.add_argument("--history", type=int, default=0, metavar="N", help="first print N past")
     p.add_argument("--last-event-id", type=int, help="resume after this event id")
@@ -103,6 +110,36 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--group", help="with --peer: the peer's group")
     t.add_argument("--peer", help="operator: revoke every token of this peer")
     t.add_argument("--operator-token-file", type=Path)
+
+    p = sub.add_parser("state", help="read or set the group's shared state")
+    ssub = p.add_subparsers(dest="action", required=True)
+    s = ssub.add_parser("get", help="one key's value, or every key (with --prefix, some)")
+    s.add_argument("group")
+    s.add_argument("key", nargs="?")
+    s.add_argument("--prefix", help="only keys starting with this")
+    s.add_argument("--json", action="store_true", help="the entries as JSON")
+    s = ssub.add_parser("set", help="set a key to a JSON value (null deletes it)")
+    s.add_argument("group")
+    s.add_argument("key")
+    s.add_argument("value", metavar="JSON", help="the value as JSON ('-' reads stdin)")
+    s.add_argument(
+        "--expected-version",
+        type=int,
+        metavar="N",
+        help="only if the key is at version N (0: only if absent)",
+    )
+
+    p = sub.add_parser("claim", help="claim files (paths or globs) before editing them")
+    p.add_argument("group")
+    p.add_argument("resources", nargs="+", metavar="RES", help="a path or glob: src/**/*.py")
+    p.add_argument("--ttl", type=float, metavar="S", help="seconds (default 900, at most 86400)")
+    p.add_argument("--note", help="what you are doing")
+    p = sub.add_parser("release", help="release some or all of this peer's claims")
+    p.add_argument("group")
+    p.add_argument("resources", nargs="*", metavar="RES", help="as claimed (default: all)")
+    p = sub.add_parser("claims", help="live claims: who holds what, until when")
+    p.add_argument("group", nargs="?")
+    p.add_argument("--json", action="store_true")
 
     sub.add_parser("doctor", help="check server, TLS, token, tmux and agent config")
 

@@ -1,4 +1,4 @@
-"""What `relay send|tail|peers|history|groups|token|doctor` do.
+"""What `relay send|tail|peers|history|groups|token|state|claim|release|claims|doctor` do.
 
 Each `cmd_*` is an async function taking the parsed arguments and the resolved
 `Identity`; `cli.py` parses and dispatches. Kept apart from `cli.py` so that
@@ -18,7 +18,9 @@ import json
 import os
 import sys
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from relay.client import RelayClient, StreamEvent
 from relay.connect.doctor import run_checks
@@ -31,19 +33,26 @@ from relay.connect.secretfiles import (
     read_secret_file,
 )
 from relay.credentials import Credential, CredentialStore, normalise_server
-from relay.protocol import Message, Peer
+from relay.protocol import Claim, ClaimChanged, Message, Peer, StateChanged, StateEntry
 from relay.sinks import terminal_safe
 
 __all__ = [
     "Identity",
+    "cmd_claim",
+    "cmd_claims",
     "cmd_doctor",
     "cmd_groups",
     "cmd_history",
     "cmd_peers",
+    "cmd_release",
     "cmd_send",
+    "cmd_state",
     "cmd_tail",
     "cmd_token",
     "dispatch",
+    "format_change",
+    "format_claim",
+    "format_entry",
     "format_message",
     "format_peer",
     "resolve_identity",
@@ -177,11 +186,19 @@ async def cmd_tail(args: argparse.Namespace, ident: Identity) -> int:
 
 
 def _show(event: StreamEvent, group: str | None, as_json: bool) -> bool:
+    """Print one event (if it is of `group`); True when it was a message (`-n` counts them)."""
     if event.type in ("message", "dm"):
         message = Message.model_validate(event.data)
         if group and message.group != group:
             return False
         line = _json({**event.data, "event_id": event.id}) if as_json else format_message(message)
+    elif event.type in ("state_changed", "claim_changed"):
+        if group and event.data.get("group") != group:
+            return False
+        if as_json:
+            line = _json({**event.data, "type": event.type, "event_id": event.id})
+        else:
+            line = format_change(event.type, event.data)
     elif event.type in ("peer_joined", "peer_left", "peer_status", "notice"):
         if as_json:
             line = _json({**event.data, "type": event.type, "event_id": event.id})
@@ -193,6 +210,24 @@ def _show(event: StreamEvent, group: str | None, as_json: bool) -> bool:
         return False
     print(line, flush=True)
     return event.type in ("message", "dm")
+
+
+def format_change(kind: str, data: dict[str, Any]) -> str:
+    """A `state_changed` or `claim_changed` event as one line for a terminal."""
+    if kind == "state_changed":
+        change = StateChanged.model_validate(data)
+        what = "deleted" if change.deleted else f"= {_json(change.value)}"
+        by = f"v{change.version} by {change.updated_by}"
+        line = f"* state #{change.group} {change.key} {what} ({by})"
+    else:
+        claims = ClaimChanged.model_validate(data)
+        names = ", ".join(c.resource for c in claims.claims)
+        line = f"* claim #{claims.group} {claims.holder} {claims.action} {names}"
+        if claims.action == "claimed" and claims.claims:
+            line += f" until {_clock(max(c.expires_at for c in claims.claims))}"
+            if claims.claims[0].note:
+                line += f" ({claims.claims[0].note})"
+    return terminal_safe(line, keep_newlines=False)
 
 
 async def cmd_peers(args: argparse.Namespace, ident: Identity) -> int:
@@ -294,6 +329,94 @@ async def _revoke_peer(args: argparse.Namespace, ident: Identity) -> int:
     return 0
 
 
+def format_entry(entry: StateEntry) -> str:
+    """One key of shared state for a terminal: key, version, who, when, the value as JSON."""
+    when = _clock(entry.updated_at)
+    line = f"{entry.key}  v{entry.version}  {entry.updated_by}  {when}  {_json(entry.value)}"
+    return terminal_safe(line, keep_newlines=False)
+
+
+def format_claim(claim: Claim) -> str:
+    """One claim for a terminal: group, resource, holder, expiry and note."""
+    note = f"  {claim.note}" if claim.note else ""
+    line = (
+        f"#{claim.group} {claim.resource}  {claim.holder}  until {_clock(claim.expires_at)}{note}"
+    )
+    return terminal_safe(line, keep_newlines=False)
+
+
+def _clock(ts: float | None) -> str:
+    return "-" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+async def cmd_state(args: argparse.Namespace, ident: Identity) -> int:
+    server, token = _need(ident)
+    async with RelayClient(server, token) as client:
+        if args.action == "set":
+            raw = sys.stdin.read() if args.value == "-" else args.value
+            try:
+                value = json.loads(raw, parse_constant=_no_constant)
+            except ValueError as exc:
+                raise ConnectError(
+                    f"the value is not JSON ({exc}); quote a string as JSON: '\"text\"'"
+                ) from None
+            entry = await client.set_state(
+                args.group, args.key, value, expected_version=args.expected_version
+            )
+            done = "deleted" if entry.version == 0 else f"now at version {entry.version}"
+            _say(f"key {args.key} of #{args.group} {done}")
+            return 0
+        if args.key is not None:
+            entry = await client.get_state_key(args.group, args.key)
+            if entry.version == 0:
+                _say(f"relay: key {args.key} of #{args.group} is not set")
+                return 1
+            print(_json(entry.model_dump()) if args.json else _json(entry.value))
+            return 0
+        entries = await client.get_state(args.group, prefix=args.prefix)
+    if args.json:
+        _print_json([e.model_dump() for e in entries])
+    for entry in [] if args.json else entries:
+        print(format_entry(entry))
+    return 0
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+async def cmd_claim(args: argparse.Namespace, ident: Identity) -> int:
+    server, token = _need(ident)
+    async with RelayClient(server, token) as client:
+        taken = await client.claim(args.group, args.resources, ttl_s=args.ttl, note=args.note)
+    for claim in taken:
+        print(format_claim(claim))
+    return 0
+
+
+async def cmd_release(args: argparse.Namespace, ident: Identity) -> int:
+    server, token = _need(ident)
+    async with RelayClient(server, token) as client:
+        released = await client.release(args.group, args.resources or None)
+    if not released:
+        _say(f"you held none of those claims in #{args.group}")
+    for claim in released:
+        _say(f"released #{claim.group} {claim.resource}")
+    return 0
+
+
+async def cmd_claims(args: argparse.Namespace, ident: Identity) -> int:
+    server, token = _need(ident)
+    async with RelayClient(server, token) as client:
+        groups = [args.group] if args.group else [g.name for g in await client.groups()]
+        found = [claim for group in groups for claim in await client.claims(group)]
+    if args.json:
+        _print_json([c.model_dump() for c in found])
+    for claim in [] if args.json else found:
+        print(format_claim(claim))
+    return 0
+
+
 async def cmd_doctor(ident: Identity) -> int:
     checks = await run_checks(os.environ, ident.server, ident.cred, ident.token, Path.cwd())
     for check in checks:
@@ -319,4 +442,12 @@ async def dispatch(args: argparse.Namespace, store: CredentialStore) -> int:
             return await cmd_token(args, ident, store)
         case "doctor":
             return await cmd_doctor(ident)
+        case "state":
+            return await cmd_state(args, ident)
+        case "claim":
+            return await cmd_claim(args, ident)
+        case "release":
+            return await cmd_release(args, ident)
+        case "claims":
+            return await cmd_claims(args, ident)
     raise ConnectError(f"unknown command {args.command}")

@@ -21,6 +21,8 @@ from typing import Any, Final
 __all__ = ["ConfigError", "ServerConfig", "build_parser", "default_data_dir"]
 
 ENGINES: Final = ("sqlite", "memory", "nats")
+TOOL_GROUPS: Final = ("state", "claims")
+"""What `--disable-tools` can leave out of /mcp."""
 
 
 class ConfigError(Exception):
@@ -78,6 +80,12 @@ class ServerConfig:
     """`wait_for_messages` calls one peer may have waiting at once."""
     history_scan_bytes: int = 16 * 1024 * 1024
     """Message text a `get_history` filter reads at most per call (newest first)."""
+    state_rate: float = 10.0
+    """Shared state changes per second per peer, sustained; bursts of 3x pass."""
+    claim_rate: float = 5.0
+    """Claims and releases per second per peer, sustained; bursts of 3x pass."""
+    disabled_tools: tuple[str, ...] = ()
+    """Groups of MCP tools left out of /mcp (`state`, `claims`); their routes stay."""
 
     @classmethod
     def from_args(
@@ -134,6 +142,9 @@ class ServerConfig:
                 history_scan_bytes=int(
                     pick(args.history_scan_bytes, "HISTORY_SCAN_BYTES", 16 * 1024 * 1024)
                 ),
+                state_rate=float(pick(args.state_rate, "STATE_RATE", 10.0)),
+                claim_rate=float(pick(args.claim_rate, "CLAIM_RATE", 5.0)),
+                disabled_tools=_csv(pick(args.disable_tools, "DISABLE_TOOLS", "")),
             )
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
@@ -161,6 +172,13 @@ class ServerConfig:
             raise ConfigError("--header-timeout must be above 0")
         if self.update_rate <= 0 or self.join_rate <= 0:
             raise ConfigError("--update-rate and --join-rate must be above 0")
+        if self.state_rate <= 0 or self.claim_rate <= 0:
+            raise ConfigError("--state-rate and --claim-rate must be above 0")
+        unknown = sorted(set(self.disabled_tools) - set(TOOL_GROUPS))
+        if unknown:
+            raise ConfigError(
+                f"--disable-tools takes {', '.join(TOOL_GROUPS)}, not {', '.join(unknown)}"
+            )
         for flag, value in (
             ("--max-tokens-per-peer", self.max_tokens_per_peer),
             ("--max-streams-per-token", self.max_streams_per_token),
@@ -229,5 +247,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--history-scan-bytes",
         type=int,
         help="message text a get_history filter reads per call (default 16 MiB)",
+    )
+    add("--state-rate", type=float, help="shared state changes per second per peer (default 10)")
+    add("--claim-rate", type=float, help="claims and releases per second per peer (default 5)")
+    add(
+        "--disable-tools",
+        help="comma-separated tool groups to leave out of /mcp: state, claims",
     )
     return parser

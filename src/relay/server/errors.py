@@ -6,6 +6,8 @@
     ├── Forbidden             403 a valid token that may not do this
     ├── NotFound              404 no such group, peer or message (as far as you may know)
     ├── Conflict              409 the name is taken, the group exists
+    │   ├── VersionMismatch   a compare-and-set lost: `details` has the current entry
+    │   └── Claimed           another peer holds an overlapping claim: `details` names it
     ├── TooLarge              413 a message or body over the limit
     ├── RateLimited           429 too many sends; `retry_after` seconds
     └── Unavailable           503 the relay is shutting down; retry (elsewhere) shortly
@@ -17,10 +19,11 @@ its traceback and answered as a 500 without details.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 __all__ = [
     "BadRequest",
+    "Claimed",
     "Conflict",
     "Forbidden",
     "NotFound",
@@ -29,6 +32,7 @@ __all__ = [
     "TooLarge",
     "Unauthorized",
     "Unavailable",
+    "VersionMismatch",
 ]
 
 
@@ -38,10 +42,14 @@ class RelayServerError(Exception):
     status: ClassVar[int] = 400
     default_code: ClassVar[str] = "bad_request"
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, code: str | None = None, details: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.code = code or self.default_code
+        self.details = details
+        """More of the refusal as data, beside `code` and `message` in the error body."""
 
     def __str__(self) -> str:
         return self.message
@@ -70,6 +78,19 @@ class NotFound(RelayServerError):
 class Conflict(RelayServerError):
     status = 409
     default_code = "conflict"
+
+
+class VersionMismatch(Conflict):
+    """`set_state` with an `expected_version` that is not the key's: `details` is
+    `{"current": <the key's entry>}`, so the loser learns what won."""
+
+    default_code = "version_mismatch"
+
+
+class Claimed(Conflict):
+    """A claim refused: `details` is `{"held": [<each conflicting claim>]}`."""
+
+    default_code = "claimed"
 
 
 class TooLarge(RelayServerError):

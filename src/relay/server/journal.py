@@ -26,6 +26,7 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from relay.server.arrivals import Arrivals
@@ -66,6 +67,8 @@ class Journal:
         """Records being committed here, by their bytes (identical ones queue up)."""
         self._follower: asyncio.Task[None] | None = None
         self.closing = False
+        self.after_apply: Callable[[Record], None] = lambda record: None
+        """Told of every record applied live (the claim keeper listens)."""
 
     async def start(self) -> None:
         """Open the engine, replay the whole log, then apply new records as they commit."""
@@ -137,6 +140,7 @@ class Journal:
             return
         if live:
             self._deliver(record, applied)
+            self.after_apply(record)
         if pending is not None and not pending.outcome.done():
             pending.outcome.set_result(applied)
 

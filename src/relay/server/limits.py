@@ -26,9 +26,15 @@ from relay.server.metrics import Metrics
 from relay.server.ratelimit import TokenBucket
 
 __all__ = [
+    "DEFAULT_CLAIM_TTL_S",
+    "MAX_CLAIMS_PER_PEER",
+    "MAX_CLAIM_NOTE",
+    "MAX_CLAIM_TTL_S",
     "MAX_DM_RECIPIENTS",
     "MAX_FILTER_SCANS",
+    "MAX_RESOURCES_PER_CLAIM",
     "MAX_RESULT_BYTES",
+    "MAX_STATE_KEYS_PER_GROUP",
     "MAX_SUMMARY_NAMES",
     "MAX_WAIT_S",
     "Limiter",
@@ -47,6 +53,17 @@ MAX_RESULT_BYTES: Final = 200_000
 """Message text in one read or history answer, at most (one message always fits): an
 answer stays well under what MCP clients accept in one event (1 MiB), and no call
 makes the relay build a response of every message at once."""
+MAX_STATE_KEYS_PER_GROUP: Final = 1000
+"""Keys of shared state one group may hold (deleted keys do not count)."""
+MAX_CLAIMS_PER_PEER: Final = 64
+"""Resources one peer may hold claimed at once, in all its groups."""
+MAX_RESOURCES_PER_CLAIM: Final = 32
+"""Resources one `claim` or `release` call may name."""
+MAX_CLAIM_NOTE: Final = 200
+"""Longest note of a claim, in characters."""
+DEFAULT_CLAIM_TTL_S: Final = 15 * 60
+MAX_CLAIM_TTL_S: Final = 24 * 60 * 60
+"""A claim lasts `ttl_s` seconds, 1 to this; renewing (claiming again) starts it anew."""
 _BUCKETS_KEPT: Final = 10_000
 
 
@@ -80,6 +97,12 @@ def rates(config: ServerConfig) -> dict[str, Rate]:
         "guess": Rate("wrong join secrets", join, 60.0, max(1.0, join * 2), "--join-rate"),
         "join": Rate("joins", join * 10, 60.0, join * 10, "--join-rate"),
         "token": Rate("new and revoked tokens", join, 60.0, max(1.0, join * 2), "--join-rate"),
+        "state": Rate(
+            "shared state changes", config.state_rate, 1.0, config.state_rate * 3, "--state-rate"
+        ),
+        "claim": Rate(
+            "claims and releases", config.claim_rate, 1.0, config.claim_rate * 3, "--claim-rate"
+        ),
     }
 
 

@@ -73,21 +73,29 @@ class _Registered:
     title: str
     annotations: mt.ToolAnnotations
     output_schema: dict[str, Any]
+    group: str
 
 
 _TOOLS: list[_Registered] = []
 
 
 def tool(
-    *, title: str, annotations: mt.ToolAnnotations, output_schema: dict[str, Any]
+    *,
+    title: str,
+    annotations: mt.ToolAnnotations,
+    output_schema: dict[str, Any],
+    group: str = "",
 ) -> Callable[[Tool], Tool]:
     """Register `fn(call, **arguments)` as an MCP tool named after it, its docstring the
     description, with a `title`, `annotations` and the `output_schema` of its
-    structured content."""
+    structured content. A tool of a `group` (`state`, `claims`) is left out of a relay
+    started with `--disable-tools` naming it."""
 
     def register_tool(fn: Tool) -> Tool:
         _TOOLS.append(
-            _Registered(fn, title, annotations.model_copy(update={"title": title}), output_schema)
+            _Registered(
+                fn, title, annotations.model_copy(update={"title": title}), output_schema, group
+            )
         )
         return fn
 
@@ -242,7 +250,10 @@ def make_server(relay: Relay, instructions: str) -> FastMCP:
         mask_error_details=True,
         middleware=[PlainValidationErrors(), NoListChanges()],
     )
-    for registered in _TOOLS:
+    # The chat tools first, then each group's, as registered.
+    for registered in sorted(_TOOLS, key=lambda r: bool(r.group)):
+        if registered.group and registered.group in relay.config.disabled_tools:
+            continue
         made = FunctionTool.from_function(
             _bind(registered.fn, relay),
             title=registered.title,

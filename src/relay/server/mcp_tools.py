@@ -52,6 +52,7 @@ from relay.protocol import (
     Peer,
     RecipientStatus,
 )
+from relay.server import mcp_coordination  # noqa: F401  (registers the coordination tools)
 from relay.server.limits import MAX_DM_RECIPIENTS, MAX_WAIT_S
 from relay.server.mcp_kit import (
     Call,
@@ -72,9 +73,12 @@ from relay.server.validate import MAX_PATTERN
 from relay.sinks import for_model, for_model_line
 
 __all__ = [
+    "CLAIMS_INSTRUCTIONS",
     "INSTRUCTIONS",
+    "STATE_INSTRUCTIONS",
     "build_mcp",
     "get_history",
+    "instructions",
     "leave_group",
     "list_groups",
     "list_peers",
@@ -110,6 +114,29 @@ need, file paths and commands rather than prose.
 - Use `wait_for_messages` only when you are blocked on an answer.
 - Do not post secrets, tokens or long logs.
 """
+
+CLAIMS_INSTRUCTIONS: Final = """\
+- Before editing files that others may touch, `claim` them (paths or globs such as \
+`src/api/**`) with a short note. If refused, the error names the holder: work elsewhere or \
+ask them. `release` when done; a claim expires (15 min by default), so claim again to keep it.
+"""
+
+STATE_INSTRUCTIONS: Final = """\
+- Keep what the team agrees on (the plan, who owns what, decisions) in `set_state`, not in \
+messages; read it with `get_state`. To change what others may change, pass the \
+`expected_version` you read; on a mismatch, re-read, then retry.
+"""
+
+
+def instructions(disabled: tuple[str, ...] = ()) -> str:
+    """The MCP instructions, with the lines of the tool groups not in `disabled`."""
+    text = INSTRUCTIONS
+    if "claims" not in disabled:
+        text += CLAIMS_INSTRUCTIONS
+    if "state" not in disabled:
+        text += STATE_INSTRUCTIONS
+    return text
+
 
 _MAX_TEXT_PREVIEW: Final = 4000
 
@@ -235,7 +262,7 @@ async def register(
         f"Online now ({len(online)}):\n"
         + ("\n".join(_peer_line(p) for p in online) or "- nobody else")
         + "\n\n"
-        + INSTRUCTIONS
+        + instructions(relay.config.disabled_tools)
     )
     return ToolResult(
         content=text,
@@ -243,7 +270,7 @@ async def register(
             "peer": me.model_dump(),
             "groups": me.groups,
             "online": [p.model_dump() for p in online],
-            "instructions": INSTRUCTIONS,
+            "instructions": instructions(relay.config.disabled_tools),
         },
     )
 
@@ -482,5 +509,6 @@ async def message_status(
 
 
 def build_mcp(relay: Relay) -> FastMCP:
-    """The FastMCP server with relay's tools, bound to `relay`."""
-    return make_server(relay, INSTRUCTIONS)
+    """The FastMCP server with relay's tools, bound to `relay` (and those of
+    `mcp_coordination`, registered when it is imported, unless `--disable-tools`)."""
+    return make_server(relay, instructions(relay.config.disabled_tools))

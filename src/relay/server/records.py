@@ -20,9 +20,23 @@ import re
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Final
 
-from relay.protocol import KINDS, SETTABLE_STATUSES, SURROGATES, is_group_name, is_peer_name
+from relay.protocol import (
+    KINDS,
+    LINE_CONTROLS,
+    SETTABLE_STATUSES,
+    SURROGATES,
+    is_group_name,
+    is_peer_name,
+    is_state_key,
+)
+from relay.server.globs import pattern_error
+from relay.server.limits import MAX_CLAIM_NOTE, MAX_RESOURCES_PER_CLAIM
+from relay.server.values import value_error
 
 __all__ = [
+    "ClaimsExpired",
+    "ClaimsReleased",
+    "ClaimsTaken",
     "CursorMoved",
     "GroupCreated",
     "Joined",
@@ -32,6 +46,7 @@ __all__ = [
     "PeerUpdated",
     "Record",
     "SecretRotated",
+    "StateSet",
     "TokenAdded",
     "TokenRevoked",
     "check_record",
@@ -131,6 +146,61 @@ class CursorMoved:
     TAG: ClassVar[str] = "cursor"
 
 
+@dataclass(frozen=True, slots=True)
+class StateSet:
+    """`peer_id` sets `key` of `group` to `value` (None deletes it). With
+    `expected_version`, only if the key's version is that when the log applies the
+    record (0: only if the key is absent); the new version is given then too."""
+
+    group: str
+    key: str
+    peer_id: str
+    at: float
+    value: Any = None
+    expected_version: int | None = None
+    TAG: ClassVar[str] = "state"
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimsTaken:
+    """`peer_id` claims `resources` of `group` until `expires_at`, or renews them; all or
+    none, decided when the log applies the record."""
+
+    group: str
+    peer_id: str
+    resources: tuple[str, ...]
+    expires_at: float
+    at: float
+    note: str = ""
+    TAG: ClassVar[str] = "claim"
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimsReleased:
+    """`peer_id` no longer holds `resources` of `group` (None: any of them there);
+    `reason` is `released`, or `revoked`/`left` when the relay drops them."""
+
+    group: str
+    peer_id: str
+    at: float
+    resources: tuple[str, ...] | None = None
+    reason: str = "released"
+    TAG: ClassVar[str] = "release"
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimsExpired:
+    """The claims of `peer_id` in `group` named by (resource, generation) ran out. Every
+    relay process may append one; a claim renewed, released or already expired since is
+    left alone, so only the first changes anything."""
+
+    group: str
+    peer_id: str
+    at: float
+    claims: tuple[tuple[str, int], ...] = ()
+    TAG: ClassVar[str] = "expire"
+
+
 Record = (
     GroupCreated
     | Joined
@@ -142,6 +212,10 @@ Record = (
     | PeerRevoked
     | MessagePosted
     | CursorMoved
+    | StateSet
+    | ClaimsTaken
+    | ClaimsReleased
+    | ClaimsExpired
 )
 
 _BY_TAG: Final[dict[str, type[Record]]] = {
@@ -157,6 +231,10 @@ _BY_TAG: Final[dict[str, type[Record]]] = {
         PeerRevoked,
         MessagePosted,
         CursorMoved,
+        StateSet,
+        ClaimsTaken,
+        ClaimsReleased,
+        ClaimsExpired,
     )
 }
 
@@ -194,8 +272,11 @@ def decode(raw: bytes | str) -> Record:
         raise ValueError("unknown log record type")
     names = {f.name for f in fields(cls)}
     kwargs = {k: v for k, v in body.items() if k in names}
-    if cls is MessagePosted and isinstance(kwargs.get("to_ids"), list):
-        kwargs["to_ids"] = tuple(kwargs["to_ids"])
+    for name in ("to_ids", "resources"):
+        if isinstance(kwargs.get(name), list):
+            kwargs[name] = tuple(kwargs[name])
+    if cls is ClaimsExpired and isinstance(kwargs.get("claims"), list):
+        kwargs["claims"] = tuple(tuple(c) if isinstance(c, list) else c for c in kwargs["claims"])
     try:
         record = cls(**kwargs)
     except TypeError as exc:
@@ -215,6 +296,9 @@ def decode(raw: bytes | str) -> Record:
 _ID: Final = re.compile(r"[A-Za-z0-9_.:+-]{1,128}")
 _PROFILE_KEYS: Final = frozenset({"hostname", "cwd", "git_branch", "role", "summary"})
 _SURROGATE: Final = re.compile(f"[{SURROGATES}]")
+_LINE: Final = re.compile(f"[{LINE_CONTROLS}]")
+_MAX_EXPIRED: Final = 10_000
+"""Claims one expiry record may name (a peer holds far fewer at once)."""
 
 
 def _fail(record: Record, what: str) -> ValueError:
@@ -285,5 +369,48 @@ def check_record(record: Record) -> None:
         case CursorMoved():
             if not isinstance(record.upto, int) or isinstance(record.upto, bool):
                 raise _fail(record, "bad cursor")
+        case StateSet():
+            if not (isinstance(record.key, str) and is_state_key(record.key)):
+                raise _fail(record, "bad key")
+            if value_error(record.value) is not None:
+                raise _fail(record, "bad value")
+            if record.expected_version is not None and not _is_count(record.expected_version):
+                raise _fail(record, "bad expected_version")
+        case ClaimsTaken():
+            if not _are_resources(record.resources) or not _is_time(record.expires_at):
+                raise _fail(record, "bad resources or expiry")
+            if not _is_text(record.note, MAX_CLAIM_NOTE) or _LINE.search(record.note):
+                raise _fail(record, "bad note")
+        case ClaimsReleased():
+            if record.resources is not None and not _are_resources(record.resources):
+                raise _fail(record, "bad resources")
+            if record.reason not in ("released", "revoked", "left"):
+                raise _fail(record, "unknown reason")
+        case ClaimsExpired():
+            claims = record.claims
+            if not (
+                isinstance(claims, tuple)
+                and 1 <= len(claims) <= _MAX_EXPIRED
+                and all(
+                    isinstance(c, tuple)
+                    and len(c) == 2
+                    and pattern_error(c[0]) is None
+                    and _is_count(c[1])
+                    for c in claims
+                )
+            ):
+                raise _fail(record, "bad claims")
         case _:
             pass
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _are_resources(resources: object) -> bool:
+    return (
+        isinstance(resources, tuple)
+        and 1 <= len(resources) <= MAX_RESOURCES_PER_CLAIM
+        and all(pattern_error(r) is None for r in resources)
+    )

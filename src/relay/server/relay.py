@@ -7,10 +7,11 @@
     await relay.members.join("team", secret, {"name": "alice"})
 
 A write goes from an operation (`members`: groups, peers, tokens; `messages`:
-posts, DMs, reading, history) through its checks (`access`, `validate`, `limits`)
-to the `Journal`, which returns once the record is durable, applied to the
-`RelayState` and delivered to the live streams (`Hub`) and waiting calls
-(`Arrivals`). `Presence` says who is online.
+posts, DMs, reading, history; `coordination`: shared state and claims) through its
+checks (`access`, `validate`, `limits`) to the `Journal`, which returns once the
+record is durable, applied to the `RelayState` and delivered to the live streams
+(`Hub`) and waiting calls (`Arrivals`). `Presence` says who is online; the
+`ClaimKeeper` ends claims that ran out or whose holder left or lost its last token.
 
 Both front ends (`mcp_tools`, `routes`) call these with the `Caller` the bearer
 token resolved to; nothing here trusts a name from a request.
@@ -26,8 +27,10 @@ from relay.server import auth
 from relay.server.access import Caller, require_peer
 from relay.server.arrivals import Arrivals
 from relay.server.config import ServerConfig
+from relay.server.coordination import Coordination
 from relay.server.engines import Engine
 from relay.server.errors import Unauthorized
+from relay.server.expiry import ClaimKeeper
 from relay.server.hub import Hub
 from relay.server.journal import Journal
 from relay.server.limits import Limiter
@@ -82,12 +85,16 @@ class Relay:
         )
         self.members = Membership(parts, operator_hash=self._operator_hash)
         self.messages = Messaging(parts)
+        self.coordination = Coordination(parts)
+        self.keeper = ClaimKeeper(self.state, self.journal.commit, clock)
+        self.journal.after_apply = self.keeper.applied
 
     # -- lifecycle ------------------------------------------------------------------
 
     async def start(self) -> None:
         await self.journal.start()
         self.presence.start()
+        self.keeper.start()
 
     @property
     def closing(self) -> bool:
@@ -103,12 +110,14 @@ class Relay:
         """End every stream now: clients resume with Last-Event-ID after the restart."""
         self.journal.closing = True
         self.presence.closing = True
+        self.keeper.closing = True
         self.hub.close_all()
         self.arrivals.wake_all()
 
     async def close(self) -> None:
         self.begin_shutdown()
         await self.presence.close()
+        await self.keeper.close()
         await self.journal.close()
 
     # -- who calls ------------------------------------------------------------------

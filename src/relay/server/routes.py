@@ -23,6 +23,7 @@ from relay.server.errors import BadRequest, Forbidden, RateLimited, RelayServerE
 from relay.server.limits import MAX_WAIT_S
 from relay.server.relay import Caller, Relay
 from relay.server.validate import MAX_JSON_DEPTH, check_json
+from relay.server.values import MAX_STATE_VALUE_BYTES
 
 __all__ = ["error_response", "routes"]
 
@@ -38,8 +39,10 @@ def error_response(exc: RelayServerError) -> JSONResponse:
         headers["Retry-After"] = str(max(1, round(exc.retry_after)))
     if exc.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="relay"'
-    body = ErrorBody.of(exc.code, exc.message)
-    return JSONResponse(body.model_dump(), exc.status, headers=headers)
+    body = ErrorBody.of(exc.code, exc.message).model_dump()
+    if exc.details:
+        body["error"].update(exc.details)
+    return JSONResponse(body, exc.status, headers=headers)
 
 
 def _relay(request: Request) -> Relay:
@@ -62,8 +65,10 @@ def _caller(request: Request) -> Caller:
     return _relay(request).authenticate(bearer_token(request.headers.get("authorization")))
 
 
-async def _body(request: Request) -> dict[str, Any]:
-    limit = _relay(request).config.max_message_bytes * 2 + _BODY_SLACK
+async def _body(request: Request, *, at_least: int = 0) -> dict[str, Any]:
+    """The JSON object of the request; at most 2 x --max-message-bytes + 16 KiB, or
+    `at_least` + 16 KiB when that is larger (a state value escaped as JSON)."""
+    limit = max(_relay(request).config.max_message_bytes * 2, at_least) + _BODY_SLACK
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise TooLarge(f"the request body is over {limit} bytes")
@@ -260,6 +265,89 @@ async def _revoke_peer(request: Request) -> Response:
     return JSONResponse({"revoked": count})
 
 
+# -- shared state and claims ----------------------------------------------------------------
+
+_STATE_BODY: Final = 6 * MAX_STATE_VALUE_BYTES
+"""A value's JSON in a body may escape every character (`\\uXXXX`): six bytes for one."""
+
+
+async def _get_state(request: Request) -> Response:
+    relay = _relay(request)
+    entries, truncated = relay.coordination.get_state(
+        _caller(request), request.path_params["group"], prefix=request.query_params.get("prefix")
+    )
+    return JSONResponse(
+        {
+            "group": request.path_params["group"],
+            "entries": [e.model_dump() for e in entries],
+            "truncated": truncated,
+        }
+    )
+
+
+async def _get_state_key(request: Request) -> Response:
+    relay = _relay(request)
+    params = request.path_params
+    entries, _ = relay.coordination.get_state(_caller(request), params["group"], params["key"])
+    return JSONResponse({"entry": entries[0].model_dump()})
+
+
+async def _put_state(request: Request) -> Response:
+    relay = _relay(request)
+    peer = relay.require_peer(_caller(request))
+    body = await _body(request, at_least=_STATE_BODY)
+    _only(body, {"value", "expected_version"})
+    if "value" not in body:
+        raise BadRequest("give the new value as 'value' (any JSON; null deletes the key)")
+    params = request.path_params
+    entry = await relay.coordination.set_state(
+        peer, params["group"], params["key"], body["value"], body.get("expected_version")
+    )
+    return JSONResponse({"entry": entry.model_dump()})
+
+
+async def _delete_state(request: Request) -> Response:
+    relay = _relay(request)
+    peer = relay.require_peer(_caller(request))
+    raw = request.query_params.get("expected_version")
+    expected = None if raw is None else _int_param(request, "expected_version", 0, 0, 2**53 - 1)
+    params = request.path_params
+    entry = await relay.coordination.set_state(peer, params["group"], params["key"], None, expected)
+    return JSONResponse({"entry": entry.model_dump()})
+
+
+async def _list_claims(request: Request) -> Response:
+    relay = _relay(request)
+    claims = relay.coordination.list_claims(_caller(request), request.path_params["group"])
+    return JSONResponse({"claims": [c.model_dump() for c in claims]})
+
+
+async def _claim(request: Request) -> Response:
+    relay = _relay(request)
+    peer = relay.require_peer(_caller(request))
+    body = await _body(request)
+    _only(body, {"resources", "ttl_s", "note"})
+    taken = await relay.coordination.claim(
+        peer,
+        request.path_params["group"],
+        body.get("resources"),
+        body.get("ttl_s"),
+        body.get("note"),
+    )
+    return JSONResponse({"claims": [c.model_dump() for c in taken]}, 201)
+
+
+async def _release(request: Request) -> Response:
+    relay = _relay(request)
+    peer = relay.require_peer(_caller(request))
+    body = await _body(request)
+    _only(body, {"resources"})
+    released = await relay.coordination.release(
+        peer, request.path_params["group"], body.get("resources")
+    )
+    return JSONResponse({"released": [c.model_dump() for c in released]})
+
+
 def routes() -> list[Route]:
     g = _guarded
     return [
@@ -271,6 +359,13 @@ def routes() -> list[Route]:
         Route("/v1/groups/{group}/messages", g(_group_messages), methods=["GET"]),
         Route("/v1/groups/{group}/secret", g(_rotate_secret), methods=["POST"]),
         Route("/v1/groups/{group}/peers/{name}/revoke", g(_revoke_peer), methods=["POST"]),
+        Route("/v1/groups/{group}/state", g(_get_state), methods=["GET"]),
+        Route("/v1/groups/{group}/state/{key:path}", g(_get_state_key), methods=["GET"]),
+        Route("/v1/groups/{group}/state/{key:path}", g(_put_state), methods=["PUT"]),
+        Route("/v1/groups/{group}/state/{key:path}", g(_delete_state), methods=["DELETE"]),
+        Route("/v1/groups/{group}/claims", g(_list_claims), methods=["GET"]),
+        Route("/v1/groups/{group}/claims", g(_claim), methods=["POST"]),
+        Route("/v1/groups/{group}/claims/release", g(_release), methods=["POST"]),
         Route("/v1/me", g(_me), methods=["GET"]),
         Route("/v1/messages", g(_post_message), methods=["POST"]),
         Route("/v1/peers", g(_list_peers), methods=["GET"]),

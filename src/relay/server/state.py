@@ -22,8 +22,13 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from relay.protocol import EventType, Message, Peer, name_key
+from relay.server.claims import Claims
 from relay.server.errors import Conflict, NotFound
+from relay.server.keyvalues import KeyValues
 from relay.server.records import (
+    ClaimsExpired,
+    ClaimsReleased,
+    ClaimsTaken,
     CursorMoved,
     GroupCreated,
     Joined,
@@ -33,6 +38,7 @@ from relay.server.records import (
     PeerUpdated,
     Record,
     SecretRotated,
+    StateSet,
     TokenAdded,
     TokenRevoked,
 )
@@ -181,6 +187,12 @@ class RelayState:
         self._message_ids: list[int] = []
         self._by_message_id: dict[str, _Stored] = {}
         self._events: deque[Event] = deque(maxlen=event_window)
+        self._token_counts: dict[str, int] = {}
+        """peer id -> live tokens (a claim of a peer with none is void)"""
+        self.keyvalues = KeyValues()
+        """Each group's shared state."""
+        self.claims = Claims()
+        """Each group's claims."""
 
     # -- applying records ---------------------------------------------------------
 
@@ -227,10 +239,13 @@ class RelayState:
                 return Applied(result=self.groups[name])
             case TokenAdded(peer_id=peer_id, token_hash=token_hash):
                 self._peer(peer_id)
-                self.tokens[token_hash] = peer_id
+                self._add_token(token_hash, peer_id)
                 return Applied(result=peer_id)
             case TokenRevoked(token_hash=token_hash):
-                return Applied(result=self.tokens.pop(token_hash, None))
+                owner = self.tokens.pop(token_hash, None)
+                if owner is not None:
+                    self._token_counts[owner] -= 1
+                return Applied(result=owner)
             case SecretRotated(group=name, secret_hash=secret_hash):
                 self._group(name).secret_hash = secret_hash
                 return Applied(result=name)
@@ -239,8 +254,60 @@ class RelayState:
                 revoked = [h for h, owner in self.tokens.items() if owner == peer_id]
                 for token_hash in revoked:
                     del self.tokens[token_hash]
+                self._token_counts[peer_id] = 0
                 return Applied(result=len(revoked))
+            case StateSet():
+                return self._apply_state(log_id, record)
+            case ClaimsTaken():
+                group = self._group(record.group)
+                peer = self._member(record.group, record.peer_id)
+                change, taken = self.claims.take(record, log_id, peer.name, self.claim_valid)
+                return Applied(
+                    _event(log_id, "claim_changed", change.model_dump(), group.members.values()),
+                    taken,
+                )
+            case ClaimsReleased() | ClaimsExpired():
+                group = self._group(record.group)
+                peer = self._peer(record.peer_id)
+                if isinstance(record, ClaimsReleased):
+                    gone = self.claims.release(record, peer.name)
+                else:
+                    gone = self.claims.expire(record, peer.name)
+                if gone is None:
+                    return Applied(result=[])
+                members = {*group.members.values(), peer.id}
+                event = _event(log_id, "claim_changed", gone.model_dump(), members)
+                return Applied(event, gone.claims)
         raise ValueError(f"unknown record {record!r}")
+
+    def _apply_state(self, log_id: int, record: StateSet) -> Applied:
+        group = self._group(record.group)
+        peer = self._member(record.group, record.peer_id)
+        change, entry = self.keyvalues.apply(record, peer.name)
+        if change is None:
+            return Applied(result=entry)
+        data = change.model_dump()
+        return Applied(_event(log_id, "state_changed", data, group.members.values()), entry)
+
+    def _add_token(self, token_hash: str, peer_id: str) -> None:
+        before = self.tokens.get(token_hash)
+        if before == peer_id:
+            return
+        if before is not None:
+            self._token_counts[before] -= 1
+        self.tokens[token_hash] = peer_id
+        self._token_counts[peer_id] = self._token_counts.get(peer_id, 0) + 1
+
+    def claim_valid(self, peer_id: str, group: str) -> bool:
+        """A claim of `peer_id` in `group` stands: the peer is a member and has a token."""
+        peer = self.peers.get(peer_id)
+        return peer is not None and group in peer.groups and self._token_counts.get(peer_id, 0) > 0
+
+    def _member(self, group: str, peer_id: str) -> PeerState:
+        peer = self._peer(peer_id)
+        if group not in peer.groups:
+            raise NotFound(f"you are not a member of group {group!r}")
+        return peer
 
     def _apply_join(self, log_id: int, record: Joined) -> Applied:
         group = self._group(record.group)
@@ -278,7 +345,7 @@ class RelayState:
             )
         if record.token_hash is not None:
             self.peers[peer.id] = peer
-            self.tokens[record.token_hash] = peer.id
+            self._add_token(record.token_hash, peer.id)
             self.names[name_key(peer.name)] = peer.id
         group.members[peer.name] = peer.id
         peer.groups.add(group.name)

@@ -24,14 +24,19 @@ from relay.protocol import (
     TEXT_CONTROLS,
     is_group_name,
     is_peer_name,
+    is_state_key,
 )
 from relay.server.errors import BadRequest, TooLarge
+from relay.server.globs import MAX_PATTERN_LENGTH, pattern_error
+from relay.server.limits import MAX_CLAIM_TTL_S, MAX_RESOURCES_PER_CLAIM
 from relay.server.state import Pattern
+from relay.server.values import MAX_STATE_VALUE_BYTES, value_error
 
 __all__ = [
     "MAX_JSON_DEPTH",
     "MAX_PATTERN",
     "PROFILE_LIMITS",
+    "check_expected_version",
     "check_filter",
     "check_group_name",
     "check_json",
@@ -39,7 +44,12 @@ __all__ = [
     "check_line",
     "check_peer_name",
     "check_profile",
+    "check_resources",
+    "check_state_key",
+    "check_state_prefix",
+    "check_state_value",
     "check_text",
+    "check_ttl",
     "parse_time",
 ]
 
@@ -215,3 +225,82 @@ def parse_time(key: str, value: object) -> float:
     raise BadRequest(
         f"{key} is a Unix time in seconds or an ISO-8601 time such as 2026-11-22T10:00:00Z"
     )
+
+
+# -- shared state and claims -------------------------------------------------------------
+
+_KEY_RULE: Final = "1-128 of letters, digits, '.', '_', '/', ':' and '-'"
+
+
+def check_state_key(key: object) -> str:
+    if not isinstance(key, str) or not is_state_key(key):
+        raise BadRequest(f"invalid key {_shown(key)}: a key is {_KEY_RULE}")
+    return key
+
+
+def check_state_prefix(prefix: object) -> str:
+    """A key prefix: empty, or the start of a key (the same characters, at most 128)."""
+    if prefix is None or prefix == "":
+        return ""
+    if not isinstance(prefix, str) or not is_state_key(prefix):
+        raise BadRequest(f"invalid prefix {_shown(prefix)}: a prefix is {_KEY_RULE}")
+    return prefix
+
+
+def check_state_value(value: object) -> object:
+    """A JSON value of at most MAX_STATE_VALUE_BYTES bytes (None deletes)."""
+    error = value_error(value)
+    if error is None:
+        return value
+    if "bytes as JSON" in error:
+        raise TooLarge(error)
+    raise BadRequest(f"{error}; a value is any JSON of at most {MAX_STATE_VALUE_BYTES} bytes")
+
+
+def check_expected_version(value: object) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**53:
+        raise BadRequest(
+            "expected_version is a whole number: the version you read, or 0 for "
+            "'only if the key is absent'"
+        )
+    return value
+
+
+def check_resources(resources: object, *, what: str = "resources") -> tuple[str, ...]:
+    """1 to MAX_RESOURCES_PER_CLAIM resource patterns (paths or globs, see `globs`)."""
+    if isinstance(resources, str):
+        resources = [resources]
+    if (
+        not isinstance(resources, list | tuple)
+        or not resources
+        or len(resources) > MAX_RESOURCES_PER_CLAIM
+    ):
+        raise BadRequest(
+            f"{what} is a list of 1 to {MAX_RESOURCES_PER_CLAIM} paths or globs "
+            "such as 'src/relay/server/**'"
+        )
+    for resource in resources:
+        error = pattern_error(resource)
+        if error is not None:
+            raise BadRequest(
+                f"invalid resource {_shown(resource)}: {error} (at most "
+                f"{MAX_PATTERN_LENGTH} characters; '*' and '?' within a segment, '**' across)"
+            )
+    return tuple(dict.fromkeys(resources))
+
+
+def check_ttl(value: object, default: int) -> float:
+    if value is None:
+        return float(default)
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not 1 <= value <= MAX_CLAIM_TTL_S
+    ):
+        raise BadRequest(
+            f"ttl_s is a number of seconds from 1 to {MAX_CLAIM_TTL_S} (24 h); "
+            f"the default is {default}"
+        )
+    return float(value)
