@@ -247,14 +247,21 @@ def test_doctor_passes_for_a_connected_pane(
         claude.mcp_changes(relay_server.url, relay_cmd, "user", home.home),
         manifest,
     )
-    merge(ConfigFile(paths.settings), claude.hook_changes(relay_cmd), manifest)
+    status_only = [c for c in claude.hook_changes(relay_cmd) if "hook-wait" not in repr(c)]
+    merge(ConfigFile(paths.settings), status_only, manifest)
 
+    unarmed = _relay(home, "doctor", TMUX_PANE="%2")
+    assert unarmed.returncode == 1
+    assert "no relay wake hook (async hook-wait) for SessionStart, Stop" in unarmed.stdout
+
+    merge(ConfigFile(paths.settings), claude.hook_changes(relay_cmd), manifest)
     result = _relay(home, "doctor", TMUX_PANE="%2")
 
     assert result.returncode == 0, result.stdout
     assert "FAIL" not in result.stdout
     assert f"valid: peer 'api' in {team}" in result.stdout
     assert "UserPromptSubmit and Stop report status" in result.stdout
+    assert "SessionStart and Stop start relay hook-wait" in result.stdout
 
 
 @pytest.mark.parametrize("problem", ["unreachable", "bad-token", "no-config", "no-credentials"])

@@ -3,7 +3,8 @@
 Checks, in order: tmux is installed; a server URL is known; the server answers
 `/healthz` (and its TLS certificate verifies, for https); plain HTTP is only used
 to a loopback host; the stored token is accepted (`/v1/me`); the agent's MCP
-config points at this server; Claude Code's status hooks are in place.
+config points at this server; Claude Code's status hooks and its wake hook (`relay
+hook-wait`, async + asyncRewake on SessionStart and Stop) are in place.
 """
 
 from __future__ import annotations
@@ -175,24 +176,41 @@ def claude_checks(environ: Mapping[str, str], server: str, cwd: Path) -> list[Ch
     else:
         checks.append(Check("claude mcp", True, f"relay -> {want} in {found[0][0]}"))
     hooks = _dig(_load(paths.settings), "hooks")
-    missing = []
-    for event, status in claude.HOOK_EVENTS.items():
-        groups = hooks.get(event) if isinstance(hooks, dict) else None
-        commands = [
-            str(h.get("command", ""))
-            for g in (groups if isinstance(groups, list) else [])
-            if isinstance(g, dict)
-            for h in g.get("hooks", [])
-            if isinstance(h, dict)
-        ]
-        if not any(f"hook-status {status}" in c for c in commands):
-            missing.append(event)
+    missing = [
+        event
+        for event, status in claude.HOOK_EVENTS.items()
+        if not any(f"hook-status {status}" in c for c in _hook_commands(hooks, event))
+    ]
     if missing:
         detail = f"no relay status hook for {', '.join(missing)} in {paths.settings}"
         checks.append(Check("claude hooks", False, detail, fix))
     else:
         checks.append(Check("claude hooks", True, "UserPromptSubmit and Stop report status"))
+    unarmed = [
+        event
+        for event in claude.WAIT_EVENTS
+        if not any(c.endswith("hook-wait") for c in _hook_commands(hooks, event, rewake=True))
+    ]
+    if unarmed:
+        detail = (
+            f"no relay wake hook (async hook-wait) for {', '.join(unarmed)} in {paths.settings}"
+        )
+        checks.append(Check("claude wake", False, detail, fix))
+    else:
+        checks.append(Check("claude wake", True, "SessionStart and Stop start relay hook-wait"))
     return checks
+
+
+def _hook_commands(hooks: Any, event: str, *, rewake: bool = False) -> list[str]:
+    """The commands of `event`'s hooks (only the async+asyncRewake ones with `rewake`)."""
+    groups = hooks.get(event) if isinstance(hooks, dict) else None
+    return [
+        str(h.get("command", ""))
+        for g in (groups if isinstance(groups, list) else [])
+        if isinstance(g, dict)
+        for h in g.get("hooks", [])
+        if isinstance(h, dict) and (not rewake or h.get("asyncRewake") is True)
+    ]
 
 
 def codex_checks(environ: Mapping[str, str], server: str) -> list[Check]:
