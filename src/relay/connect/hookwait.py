@@ -46,7 +46,7 @@ from typing import Final
 from relay.attention import AttentionFile, Record, process_alive, process_started
 from relay.client import AuthError, Backoff, RelayClient, RelayError
 from relay.credentials import Credential, config_dir, key_filename
-from relay.protocol import UnreadSummary
+from relay.protocol import UnreadSummary, is_group_name
 from relay.sinks import safe_name
 
 __all__ = [
@@ -88,7 +88,9 @@ def notice_text(summaries: list[UnreadSummary]) -> str:
     count = sum(s.count for s in summaries)
     direct = sum(s.direct for s in summaries)
     senders = list(dict.fromkeys(safe_name(n) for s in summaries for n in s.senders))
-    groups = list(dict.fromkeys(safe_name(g) for s in summaries for g in s.groups))
+    groups = list(
+        dict.fromkeys(g if is_group_name(g) else "a group" for s in summaries for g in s.groups)
+    )
     what = f"{count} new message{'s' if count != 1 else ''}"
     if direct:
         what += f" ({direct} direct)"
