@@ -188,7 +188,9 @@ class Waiter:
         result: str | None = self.attention.update(change)
         return result
 
-    def _end(self, reason: str) -> None:
+    def end(self, reason: str) -> None:
+        """Record why this waiter stops (unless a newer one took over)."""
+
         def change(record: Record) -> None:
             if record.get("waiter") == self.me:
                 record["ended"] = reason
@@ -235,12 +237,12 @@ class Waiter:
                 task.cancel()
             await asyncio.gather(*polls, watch, return_exceptions=True)
         if watch in done:
-            self._end(watch.result())
+            self.end(watch.result())
             return 0, ""
         try:
             found = next(poll for poll in polls if poll in done).result()
         except _Revoked:
-            self._end("revoked")
+            self.end("revoked")
             return 0, ""
         if self._wake([found]) is not None:
             return 0, ""
@@ -273,7 +275,7 @@ class Waiter:
                         return cred, await self._burst(client, after, summary)
                 except AuthError as exc:
                     raise _Revoked from exc
-                except RelayError:
+                except (RelayError, ValueError):  # down, or an answer not of the relay's shape
                     await asyncio.sleep(backoff.next_delay())
                     continue
                 backoff.reset()
@@ -304,4 +306,6 @@ def run_hook_wait(
     if not creds:
         return 0, ""
     waiter = Waiter(key, creds, _hook_event(stdin_text), _claude_process(environ), base)
+    # A waiter that dies of a bug leaves no ending: `hook_delivers` sees it dead, and the
+    # sidebar takes over.
     return asyncio.run(waiter.run())
