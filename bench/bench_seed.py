@@ -270,6 +270,7 @@ async def mcp_run(bench: Bench, server: Server, clients: int, round_no: int) -> 
                         "tokens": tokens[:clients][k::procs_n],
                         "arguments_list": arguments[:clients][k::procs_n],
                         "tool": "send_message",
+                        "mode": bench.args.mcp_mode,
                         "duration_s": bench.args.mcp_duration,
                         "warmup": 5,
                     },
@@ -831,6 +832,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians)")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 10])
     parser.add_argument("--mcp-duration", type=float, default=6.0, help="seconds per MCP run")
+    parser.add_argument(
+        "--mcp-mode",
+        default="legacy",
+        choices=["legacy", "auto"],
+        help="the MCP client's wire: legacy (2025, initialize handshake) or auto (2026-07-28)",
+    )
     parser.add_argument("--post-duration", type=float, default=4.0, help="seconds per POST run")
     parser.add_argument("--commit-count", type=int, default=20_000)
     parser.add_argument("--subscribers", type=int, default=100)

@@ -63,8 +63,11 @@ def create_app(relay: Relay, *, start_relay: bool = True) -> Starlette:
     """
     policy = HostPolicy.from_config(relay.config)
     # fastmcp's own Host/Origin guard stays off: HostOriginGuard covers /mcp and /v1 alike.
+    # JSON responses (both wire generations allow them to a client that accepts
+    # application/json): no SSE response, ping task and writer per call; no relay tool
+    # sends progress or log notifications that a stream would carry.
     mcp_app = build_mcp(relay).http_app(
-        path="/mcp", stateless_http=True, host_origin_protection=False
+        path="/mcp", stateless_http=True, json_response=True, host_origin_protection=False
     )
     # The methods the MCP transport serves at /mcp (stateless: POST and DELETE), so a
     # wrong one is refused here, as JSON, like on every other path.

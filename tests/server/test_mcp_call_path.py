@@ -1,0 +1,118 @@
+"""The short MCP call path (issue 11): JSON responses on both wire generations, no log
+line per call, and waiting calls that end when their client goes away."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from tests.conftest import RunningServer, make_peer, start_server
+
+
+@pytest.fixture
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    running = start_server(
+        tmp_path_factory.mktemp("relay") / "data", "--engine", "memory", "--max-waits-per-peer", "1"
+    )
+    yield running
+    running.stop()
+
+
+def _call(name: str, arguments: dict[str, Any], call_id: int = 1) -> dict[str, Any]:
+    return {
+        "jsonrpc": "2.0",
+        "id": call_id,
+        "method": "tools/call",
+        "params": {"name": name, "arguments": arguments},
+    }
+
+
+def _headers(token: str) -> dict[str, str]:
+    return {
+        "Authorization": f"Bearer {token}",
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": "application/json",
+    }
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_tool_calls_are_answered_as_json_on_both_wires(
+    server: RunningServer, mode: str
+) -> None:
+    token = await make_peer(server, "json", "alice")
+    log_before = server.logs()
+    kinds: list[str] = []
+
+    async def note(response: httpx2.Response) -> None:
+        if response.request.method == "POST":
+            kinds.append(response.headers.get("content-type", ""))
+
+    async with (
+        httpx2.AsyncClient(
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=httpx2.Timeout(30),
+            event_hooks={"response": [note]},
+        ) as http,
+        Client(streamable_http_client(f"{server.url}/mcp", http_client=http), mode=mode) as client,
+    ):
+        for n in range(3):
+            result = await client.call_tool("send_message", {"group": "json", "message": f"m{n}"})
+            assert not result.is_error
+    # No log line per call at the default level (info): the log stays what it was.
+    assert server.logs() == log_before
+    answered = [kind for kind in kinds if kind]  # notifications get a bare 202
+    assert answered, kinds
+    assert all(kind.startswith("application/json") for kind in answered), kinds
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as v1:
+        history = await v1.get(
+            "/v1/groups/json/messages", headers={"Authorization": f"Bearer {token}"}
+        )
+    assert [m["text"] for m in history.json()["messages"]] == ["m0", "m1", "m2"]
+
+
+async def _waiting_calls(http: httpx.AsyncClient, server: RunningServer) -> int:
+    metrics = await http.get(
+        "/metrics", headers={"Authorization": f"Bearer {server.operator_token}"}
+    )
+    for line in metrics.text.splitlines():
+        if line.startswith("relay_waiting_calls "):
+            return int(float(line.split()[1]))
+    raise AssertionError("no relay_waiting_calls in /metrics")
+
+
+async def test_a_wait_ends_when_its_client_goes_away(server: RunningServer) -> None:
+    """A wait whose client left ends (and frees its `--max-waits-per-peer` slot) long
+    before its own 60 s timeout."""
+    token = await make_peer(server, "waits", "bob")
+    async with (
+        httpx.AsyncClient(base_url=server.url, timeout=90) as first,
+        httpx.AsyncClient(base_url=server.url, timeout=10) as probe,
+    ):
+        waiting = asyncio.create_task(
+            first.post(
+                "/mcp", json=_call("wait_for_messages", {"timeout_s": 60}), headers=_headers(token)
+            )
+        )
+        deadline = time.monotonic() + 10
+        while await _waiting_calls(probe, server) != 1:
+            assert not waiting.done(), waiting.result().text
+            assert time.monotonic() < deadline, "the wait never reached the relay"
+        waiting.cancel()  # closes the first client's connection
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        deadline = time.monotonic() + 10
+        while await _waiting_calls(probe, server) != 0:
+            assert time.monotonic() < deadline, "the abandoned wait is still waiting"
+        again = await probe.post(
+            "/mcp", json=_call("wait_for_messages", {"timeout_s": 0}, 2), headers=_headers(token)
+        )
+        assert json.loads(again.text)["result"]["isError"] is False
