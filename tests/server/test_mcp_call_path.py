@@ -1,5 +1,6 @@
 """The short MCP call path (issue 11): JSON responses on both wire generations, no log
-line per call, and waiting calls that end when their client goes away."""
+line per call, waiting calls that end when their client goes away, and handshake-era
+tool calls answered in one exchange while everything else goes to the library."""
 
 from __future__ import annotations
 
@@ -14,7 +15,11 @@ import httpx2
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from starlette.responses import Response
+from starlette.types import Message, Receive, Scope, Send
 
+from relay.server.mcp_http import SingleExchangeCalls
 from tests.conftest import RunningServer, make_peer, start_server
 
 
@@ -116,3 +121,65 @@ async def test_a_wait_ends_when_its_client_goes_away(server: RunningServer) -> N
             "/mcp", json=_call("wait_for_messages", {"timeout_s": 0}, 2), headers=_headers(token)
         )
         assert json.loads(again.text)["result"]["isError"] is False
+
+
+class _Manager(StreamableHTTPSessionManager):
+    """A stateless JSON session manager that records what reaches it."""
+
+    def __init__(self) -> None:
+        super().__init__(app=None, stateless=True, json_response=True)  # type: ignore[arg-type]
+        self.bodies: list[bytes] = []
+
+    async def handle_request(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        self.bodies.append(body)
+        await Response(status_code=202)(scope, receive, send)
+
+
+def _scope(headers: dict[str, str], method: str = "POST") -> Scope:
+    return {
+        "type": "http",
+        "method": method,
+        "path": "/mcp",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "query_string": b"",
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "headers"),
+    [
+        (json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}), {}),
+        (json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}), {}),
+        (json.dumps([_call("whoami", {})]), {}),
+        ("{not json", {}),
+        (json.dumps(_call("whoami", {})), {"Accept": "text/event-stream"}),
+        (json.dumps(_call("whoami", {})), {"Content-Type": "text/plain"}),
+        (json.dumps(_call("whoami", {})), {"MCP-Protocol-Version": "2026-07-28"}),
+    ],
+    ids=["initialize", "notification", "batch", "malformed", "sse-only", "not-json", "2026"],
+)
+async def test_everything_but_a_handshake_era_tool_call_goes_to_the_library(
+    body: str, headers: dict[str, str]
+) -> None:
+    manager = _Manager()
+    front = SingleExchangeCalls(manager)
+    sent: list[Message] = []
+    chunks = [body.encode()[:5], body.encode()[5:]]
+
+    async def receive() -> Message:
+        chunk = chunks.pop(0)
+        return {"type": "http.request", "body": chunk, "more_body": bool(chunks)}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    base = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    await front.handle_request(_scope({**base, **headers}), receive, send)
+    assert manager.bodies == [body.encode()]  # the body reaches it whole, read once
+    assert sent[0]["status"] == 202

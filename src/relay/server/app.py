@@ -24,6 +24,7 @@ from relay.server.edge import BodyLimit, HostOriginGuard, error_handlers, mcp_bo
 from relay.server.errors import RelayServerError
 from relay.server.events import events_endpoint
 from relay.server.hosts import HostPolicy
+from relay.server.mcp_http import SingleExchangeCalls
 from relay.server.mcp_tools import build_mcp
 from relay.server.relay import Relay
 from relay.server.routes import error_response, routes
@@ -81,6 +82,7 @@ def create_app(relay: Relay, *, start_relay: bool = True) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with mcp_app.lifespan(app):
+            SingleExchangeCalls.install(mcp_app)
             if start_relay:
                 await relay.start()
             try:
