@@ -145,7 +145,14 @@ def export_src(choice: str, work: Path) -> tuple[Path, str]:
 # -- the servers ------------------------------------------------------------------------
 
 
-def start_relay(name: str, engine: str, src: Path, work: Path, args: argparse.Namespace) -> Server:
+def start_relay(
+    name: str,
+    engine: str,
+    src: Path,
+    work: Path,
+    args: argparse.Namespace,
+    extra: Sequence[str] = (),
+) -> Server:
     data = work / f"{name}-data"
     server = start_server(
         name,
@@ -162,6 +169,7 @@ def start_relay(name: str, engine: str, src: Path, work: Path, args: argparse.Na
             "1000000",
             "--log-level",
             args.log_level,
+            *extra,
         ],
         work,
         cpus=args.pinning.server,

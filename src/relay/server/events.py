@@ -102,7 +102,7 @@ async def events_endpoint(request: Request) -> Response:
             )
             notice = encode_frame(oldest - 1, "notice", truncated.model_dump_json())
         backlog = relay.state.events_after(peer.id, last_id)
-    sub = relay.hub.subscribe(peer.id, backlog, caller.token_hash)
+    sub = relay.hub.subscribe(peer.id, backlog, caller.token_hash, relay.state.head)
     hub = relay.hub
     metrics = relay.metrics
 
@@ -120,6 +120,6 @@ async def events_endpoint(request: Request) -> Response:
                 return
             yield item[1]
             hub.mark_sent(sub, item[0])
-            metrics.deliveries += 1
+            metrics.deliveries += item[2]
 
     return _EventStream(relay, sub, frames())
