@@ -15,6 +15,10 @@ does (`--src head`: a `git archive` of HEAD; `tree`: this working tree). Measure
    is quiet again (under 2 % of a core for 0.5 s): every stream open, and every
    presence change delivered to every stream. Also the server's RSS per open stream
    once quiet (idle streams), and the frames and bytes the readers received.
+3. window (`--window-posts`, after the streams are closed): members post to the group
+   (`bench.post_load`, 10 keep-alive connections, rounds of 5 s) until that many
+   messages are stored; the server's RSS then (the replay window holds every one of
+   them, each for all N members).
 
 Every process is started here and ended here by pid; bounded by `--limit`.
 """
@@ -29,9 +33,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import httpx
+
 from bench.bench_relay import machine_load, make_peers
 from bench.bench_seed import Pinning, export_src, start_relay
-from bench.procs import CpuSample, Loader, rss_bytes
+from bench.procs import CpuSample, Loader, Server, rss_bytes
 
 __all__ = ["main"]
 
@@ -74,6 +80,9 @@ async def run(args: argparse.Namespace, work: Path) -> str:
         finally:
             await loader.end()
         streams = int(ready["ready"])
+        window = ""
+        if args.window_posts:
+            window = await fill_window(server, tokens, args.window_posts)
         lines += [
             f"joins: {joined.cpu_s - before.cpu_s:.2f} s server CPU for {args.members} joins "
             f"({(joined.cpu_s - before.cpu_s) / args.members * 1000:.2f} ms each)",
@@ -86,9 +95,58 @@ async def run(args: argparse.Namespace, work: Path) -> str:
             f"readers received {tally.get('frames', '?')} frames, "
             f"{tally.get('bytes', 0) / 2**20:.1f} MB",
         ]
+        if window:
+            lines.append(window)
     finally:
         server.stop()
     return "\n".join(lines)
+
+
+async def _messages_stored(server: Server) -> int:
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+        text = (await http.get("/metrics", headers=_auth(server.operator_token))).text
+    for line in text.splitlines():
+        if line.startswith("relay_messages_total "):
+            return int(float(line.split()[1]))
+    raise LookupError("no relay_messages_total in /metrics")
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def fill_window(server: Server, tokens: list[str], posts: int) -> str:
+    """Post to the group until `posts` messages are stored; the server's RSS then."""
+    await server.settle()
+    before = rss_bytes(server.pid)
+    started = time.monotonic()
+    while (stored := await _messages_stored(server)) < posts:
+        proc = await Loader.start(
+            "bench.post_load",
+            {
+                "port": server.port,
+                "path": "/v1/messages",
+                "body": {"group": "storm", "text": "x" * 100},
+                "tokens": tokens[:10],
+                "connections": 10,
+                "duration_s": 5,
+                "warmup": 0,
+            },
+        )
+        try:
+            await proc.hear(60)
+            await proc.tell({"go": True})
+            await proc.hear(120)
+        finally:
+            await proc.end()
+        if time.monotonic() - started > 600:
+            break
+    await server.settle()
+    after = rss_bytes(server.pid)
+    return (
+        f"window: {stored} messages posted to the {len(tokens)}-member group: RSS "
+        f"{before / 2**20:.1f} -> {after / 2**20:.1f} MB"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -99,6 +157,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     parser.add_argument("--no-pin", action="store_true", help="do not use taskset")
     parser.add_argument("--limit", type=float, default=300.0, help="seconds for each phase")
+    parser.add_argument(
+        "--window-posts", type=int, default=0, help="then post this many messages (0: skip)"
+    )
     args = parser.parse_args(argv)
     args.pinning = Pinning.choose(not args.no_pin)
     work = Path(tempfile.mkdtemp(prefix="relay-bench-join-"))
