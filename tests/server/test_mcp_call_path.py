@@ -72,7 +72,10 @@ async def test_tool_calls_are_answered_as_json_on_both_wires(
         for n in range(3):
             result = await client.call_tool("send_message", {"group": "json", "message": f"m{n}"})
             assert not result.is_error
-    # No log line per call at the default level (info): the log stays what it was.
+        refused = await client.call_tool("send_message", {"group": "nope", "message": "x"})
+        assert refused.is_error  # answered to the caller, not logged
+    # No log line per call at the default level (info), not even for a refused call:
+    # the log stays what it was.
     assert server.logs() == log_before
     answered = [kind for kind in kinds if kind]  # notifications get a bare 202
     assert answered, kinds

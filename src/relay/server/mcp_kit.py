@@ -22,6 +22,7 @@ import inspect
 import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from logging import DEBUG
 from typing import Annotated, Any, Final
 
 import mcp.types as mt
@@ -192,7 +193,7 @@ async def _unless_gone(
         if not gone:
             raise
         this.uncancel()
-        raise ToolError("the client went away before the call ended") from None
+        raise ToolError("the client went away before the call ended", log_level=DEBUG) from None
     finally:
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -220,7 +221,10 @@ def _bind(fn: Tool, relay: Relay) -> Tool:
                 return await _unless_gone(request.receive, fn(call, **arguments))
             return await fn(call, **arguments)
         except RelayServerError as exc:
-            raise ToolError(exc.message) from None
+            # The caller's mistake or the relay's refusal, answered to the caller:
+            # not a line in the relay's log for every such call (FastMCP logs a
+            # ToolError at its `log_level`, ERROR unless told).
+            raise ToolError(exc.message, log_level=DEBUG) from None
 
     bound.__signature__ = signature.replace(  # type: ignore[attr-defined]
         parameters=params, return_annotation=types["return"]
