@@ -153,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="The join storm: N members join, then stream.")
     parser.add_argument("--members", type=int, default=1000)
     parser.add_argument("--engine", choices=["sqlite", "memory"], default="sqlite")
-    parser.add_argument("--src", choices=["head", "tree"], default="head")
+    parser.add_argument("--src", default="head", help="head, a commit, or tree")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     parser.add_argument("--no-pin", action="store_true", help="do not use taskset")
     parser.add_argument("--limit", type=float, default=300.0, help="seconds for each phase")

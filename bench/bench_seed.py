@@ -8,7 +8,8 @@ The baselines of issue 11, in one run, each its own process on 127.0.0.1:
 
 - `relay`: relay-server, `--engine sqlite` on a temp data dir (`relay-mem`:
   `--engine memory`), importing `relay` from a `git archive` export of HEAD
-  (`--src tree`: this working tree, uncommitted edits and all); `--rate-limit`
+  (`--src COMMIT`: of that commit; `--src tree`: this working tree, uncommitted
+  edits and all); `--rate-limit`
   raised, nothing else changed;
 - `relay-mcp`: the seed system, PyPI `alsogc` 0.6.5, in its own venv
   (`bench/.venv/relay-mcp`, made on first use by `bench.relaymcp_env`, every
@@ -131,15 +132,17 @@ def export_src(choice: str, work: Path) -> tuple[Path, str]:
     ).stdout.strip()
     if choice == "tree":
         return REPO / "src", f"working tree at {head}" + (" (src has edits)" if dirty else "")
+    rev = "HEAD" if choice == "head" else choice
+    name = head if choice == "head" else choice
     target = work / "head"
     target.mkdir()
     archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", "--format=tar", "HEAD", "src"],
+        ["git", "-C", str(REPO), "archive", "--format=tar", rev, "src"],
         capture_output=True,
         check=True,
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
-    return target / "src", f"HEAD {head} (git archive; edits in the tree not measured)"
+    return target / "src", f"{rev} {name} (git archive; edits in the tree not measured)"
 
 
 # -- the servers ------------------------------------------------------------------------
@@ -862,9 +865,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument(
         "--src",
-        choices=["head", "tree"],
         default="head",
-        help="relay from a git archive of HEAD (default) or from this working tree",
+        help="relay from a git archive of HEAD (default), of a commit, or `tree`: this "
+        "working tree",
     )
     parser.add_argument(
         "--log-level",
