@@ -8,6 +8,7 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,11 +16,16 @@ import httpx2
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.server.streamable_http import StreamableHTTPServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
+from relay.server.app import create_app
+from relay.server.config import ServerConfig
+from relay.server.engines.memory import MemoryEngine
 from relay.server.mcp_http import SingleExchangeCalls
+from relay.server.relay import Relay
 from tests.conftest import RunningServer, make_peer, start_server
 
 
@@ -186,3 +192,47 @@ async def test_everything_but_a_handshake_era_tool_call_goes_to_the_library(
     await front.handle_request(_scope({**base, **headers}), receive, send)
     assert manager.bodies == [body.encode()]  # the body reaches it whole, read once
     assert sent[0]["status"] == 202
+
+
+async def test_a_handshake_era_tool_call_opens_no_session(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """In the assembled app a 2025-wire `tools/call` is answered without the library's
+    per-request transport; `initialize` still goes through it."""
+    made: list[StreamableHTTPServerTransport] = []
+    original = StreamableHTTPServerTransport.__init__
+
+    def counting(self: StreamableHTTPServerTransport, *args: Any, **kwargs: Any) -> None:
+        made.append(self)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(StreamableHTTPServerTransport, "__init__", counting)
+    relay = Relay(MemoryEngine(), ServerConfig(data_dir=tmp_path), operator_token="op-token")
+    app = create_app(relay)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1"
+        ) as http,
+    ):
+        operator = {"Authorization": "Bearer op-token"}
+        assert (await http.post("/v1/groups", json={"name": "g"}, headers=operator)).is_success
+        joined = await http.post("/v1/groups/g/join", json={"name": "ann"}, headers=operator)
+        token = joined.json()["token"]
+        answer = await http.post("/mcp", json=_call("whoami", {}), headers=_headers(token))
+        assert answer.headers["content-type"].startswith("application/json")
+        assert json.loads(answer.text)["result"]["isError"] is False
+        assert made == []
+        hello = {
+            "jsonrpc": "2.0",
+            "id": 9,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "t", "version": "1"},
+            },
+        }
+        answer = await http.post("/mcp", json=hello, headers=_headers(token))
+        assert json.loads(answer.text)["result"]["serverInfo"]["name"] == "relay"
+        assert len(made) == 1

@@ -82,13 +82,13 @@ def create_app(relay: Relay, *, start_relay: bool = True) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with mcp_app.lifespan(app):
-            SingleExchangeCalls.install(mcp_app)
-            if start_relay:
-                await relay.start()
-            try:
-                yield
-            finally:
-                await relay.close()
+            with SingleExchangeCalls.installed(mcp_app):
+                if start_relay:
+                    await relay.start()
+                try:
+                    yield
+                finally:
+                    await relay.close()
 
     all_routes: list[BaseRoute] = [
         # /mcp first: it is what agents call most, and Starlette tries routes in order.

@@ -4,7 +4,8 @@ calls on the handshake-era (2025) wire answered in one exchange.
     mcp_app = make_server(relay, ...).http_app(path="/mcp", stateless_http=True,
                                                json_response=True)
     async with mcp_app.lifespan(app):
-        SingleExchangeCalls.install(mcp_app)
+        with SingleExchangeCalls.installed(mcp_app):
+            ...
 
 In stateless mode the library serves every handshake-era POST as if it opened a
 session: a new transport with its message-router task, a JSON-RPC dispatcher with its
@@ -22,8 +23,9 @@ no server-to-client request is possible on either (no session to answer into).
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -91,10 +93,13 @@ class SingleExchangeCalls:
         self.manager = manager
 
     @classmethod
-    def install(cls, mcp_app: Starlette) -> None:
-        """Put one in front of the running session manager of `mcp_app` (inside its
-        lifespan: FastMCP makes the manager there). No-op when JSON responses or
-        stateless mode are off: then the library's path is the right one."""
+    @contextlib.contextmanager
+    def installed(cls, mcp_app: Starlette) -> Iterator[None]:
+        """One in front of the running session manager of `mcp_app`, while the block
+        runs (inside the app's lifespan: FastMCP makes the manager there, and reads
+        its private state again when the lifespan ends, so the manager is put back
+        first). No-op unless the manager is stateless with JSON responses."""
+        swapped: list[tuple[Any, StreamableHTTPSessionManager]] = []
         for route in mcp_app.routes:
             endpoint = getattr(route, "endpoint", None)
             manager = getattr(endpoint, "session_manager", None)
@@ -104,6 +109,12 @@ class SingleExchangeCalls:
                 and manager.json_response
             ):
                 endpoint.session_manager = cls(manager)  # type: ignore[union-attr]
+                swapped.append((endpoint, manager))
+        try:
+            yield
+        finally:
+            for endpoint, manager in swapped:
+                endpoint.session_manager = manager
 
     async def handle_request(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] != "POST" or not self._handshake_era(scope):
