@@ -167,11 +167,21 @@ def _scope(headers: dict[str, str], method: str = "POST") -> Scope:
         (json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}), {}),
         (json.dumps([_call("whoami", {})]), {}),
         ("{not json", {}),
+        (json.dumps(_call("whoami", {"x": "a\ud800b"}), ensure_ascii=True), {}),
         (json.dumps(_call("whoami", {})), {"Accept": "text/event-stream"}),
         (json.dumps(_call("whoami", {})), {"Content-Type": "text/plain"}),
         (json.dumps(_call("whoami", {})), {"MCP-Protocol-Version": "2026-07-28"}),
     ],
-    ids=["initialize", "notification", "batch", "malformed", "sse-only", "not-json", "2026"],
+    ids=[
+        "initialize",
+        "notification",
+        "batch",
+        "malformed",
+        "lone-surrogate",
+        "sse-only",
+        "not-json",
+        "2026",
+    ],
 )
 async def test_everything_but_a_handshake_era_tool_call_goes_to_the_library(
     body: str, headers: dict[str, str]

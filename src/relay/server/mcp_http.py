@@ -24,12 +24,12 @@ no server-to-client request is possible on either (no session to answer into).
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 import anyio
+import pydantic_core
 from mcp.server.connection import Connection
 from mcp.server.runner import modern_error_data, serve_one
 from mcp.server.streamable_http import check_accept_headers
@@ -141,8 +141,10 @@ class SingleExchangeCalls:
         if not has_json or content_type != "application/json":
             return None
         try:
-            decoded = json.loads(body)
-        except (ValueError, RecursionError):
+            # The library's parser (not `json`, which lets lone surrogates through):
+            # what it refuses, the library answers (400) on its own path.
+            decoded = pydantic_core.from_json(body)
+        except ValueError:
             return None
         if not isinstance(decoded, dict) or decoded.get("method") != "tools/call":
             return None
