@@ -52,19 +52,24 @@ class _EventStream(EventStreamResponse):
         self._relay = relay
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        blocked = False
         try:
             await super().__call__(scope, receive, send)
         except SlowReader:
-            self._relay.metrics.slow_consumer_disconnects += 1
-            log.info(
-                "stream of a peer cut off: a write blocked for %ss", self._relay.config.send_timeout
-            )
+            blocked = True
         finally:
             self._relay.hub.unsubscribe(self.sub)
+        # One count per reader cut off, whichever came first (an overflowed stream's
+        # last write may block too).
         if self.sub.overflowed:
             self._relay.metrics.slow_consumer_disconnects += 1
             log.info(
                 "stream of a peer cut off: it fell %d events behind", self._relay.hub.queue_size
+            )
+        elif blocked:
+            self._relay.metrics.slow_consumer_disconnects += 1
+            log.info(
+                "stream of a peer cut off: a write blocked for %ss", self._relay.config.send_timeout
             )
 
 
