@@ -117,6 +117,8 @@ def start_relay(
             str(data),
             "--rate-limit",
             "1000000",
+            "--join-rate",
+            "1000000",
             "--log-level",
             log_level,
             *extra_args,

@@ -8,7 +8,8 @@ The baselines of issue 11, in one run, each its own process on 127.0.0.1:
 
 - `relay`: relay-server, `--engine sqlite` on a temp data dir (`relay-mem`:
   `--engine memory`), importing `relay` from a `git archive` export of HEAD
-  (`--src tree`: this working tree, uncommitted edits and all); `--rate-limit`
+  (`--src COMMIT`: of that commit; `--src tree`: this working tree, uncommitted
+  edits and all); `--rate-limit`
   raised, nothing else changed;
 - `relay-mcp`: the seed system, PyPI `alsogc` 0.6.5, in its own venv
   (`bench/.venv/relay-mcp`, made on first use by `bench.relaymcp_env`, every
@@ -131,21 +132,30 @@ def export_src(choice: str, work: Path) -> tuple[Path, str]:
     ).stdout.strip()
     if choice == "tree":
         return REPO / "src", f"working tree at {head}" + (" (src has edits)" if dirty else "")
+    rev = "HEAD" if choice == "head" else choice
+    name = head if choice == "head" else choice
     target = work / "head"
     target.mkdir()
     archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", "--format=tar", "HEAD", "src"],
+        ["git", "-C", str(REPO), "archive", "--format=tar", rev, "src"],
         capture_output=True,
         check=True,
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
-    return target / "src", f"HEAD {head} (git archive; edits in the tree not measured)"
+    return target / "src", f"{rev} {name} (git archive; edits in the tree not measured)"
 
 
 # -- the servers ------------------------------------------------------------------------
 
 
-def start_relay(name: str, engine: str, src: Path, work: Path, args: argparse.Namespace) -> Server:
+def start_relay(
+    name: str,
+    engine: str,
+    src: Path,
+    work: Path,
+    args: argparse.Namespace,
+    extra: Sequence[str] = (),
+) -> Server:
     data = work / f"{name}-data"
     server = start_server(
         name,
@@ -162,6 +172,7 @@ def start_relay(name: str, engine: str, src: Path, work: Path, args: argparse.Na
             "1000000",
             "--log-level",
             args.log_level,
+            *extra,
         ],
         work,
         cpus=args.pinning.server,
@@ -270,6 +281,7 @@ async def mcp_run(bench: Bench, server: Server, clients: int, round_no: int) -> 
                         "tokens": tokens[:clients][k::procs_n],
                         "arguments_list": arguments[:clients][k::procs_n],
                         "tool": "send_message",
+                        "mode": bench.args.mcp_mode,
                         "duration_s": bench.args.mcp_duration,
                         "warmup": 5,
                     },
@@ -831,6 +843,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians)")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 10])
     parser.add_argument("--mcp-duration", type=float, default=6.0, help="seconds per MCP run")
+    parser.add_argument(
+        "--mcp-mode",
+        default="legacy",
+        choices=["legacy", "auto"],
+        help="the MCP client's wire: legacy (2025, initialize handshake) or auto (2026-07-28)",
+    )
     parser.add_argument("--post-duration", type=float, default=4.0, help="seconds per POST run")
     parser.add_argument("--commit-count", type=int, default=20_000)
     parser.add_argument("--subscribers", type=int, default=100)
@@ -847,9 +865,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument(
         "--src",
-        choices=["head", "tree"],
         default="head",
-        help="relay from a git archive of HEAD (default) or from this working tree",
+        help="relay from a git archive of HEAD (default), of a commit, or `tree`: this "
+        "working tree",
     )
     parser.add_argument(
         "--log-level",

@@ -45,6 +45,9 @@ class Tally:
     first_receipt: float = 0.0
     last_receipt: float = 0.0
     ended: int = 0
+    frames: int = 0
+    """`id:` lines seen: events received, of every type (ids split across reads are missed)"""
+    bytes: int = 0
     expected: int | None = None
     complete: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -89,6 +92,8 @@ class SseReader(asyncio.Protocol):
             data = self._head[end + 4 :]
             self._head = b""
         now = time.time()
+        self.tally.bytes += len(data)
+        self.tally.frames += data.count(b"\nid: ") + data.startswith(b"id: ")
         buffer = self._buffer + data
         consumed = 0
         for match in MARKER.finditer(buffer):
@@ -202,6 +207,8 @@ async def run(config: dict[str, Any]) -> None:
         {
             "streams": len(readers),
             "received": len(tally.latencies_ms),
+            "frames": tally.frames,
+            "bytes": tally.bytes,
             "expected": tally.expected,
             "duplicates": tally.duplicates,
             "ended_by_server": tally.ended,

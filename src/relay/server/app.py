@@ -24,6 +24,7 @@ from relay.server.edge import BodyLimit, HostOriginGuard, error_handlers, mcp_bo
 from relay.server.errors import RelayServerError
 from relay.server.events import events_endpoint
 from relay.server.hosts import HostPolicy
+from relay.server.mcp_http import SingleExchangeCalls
 from relay.server.mcp_tools import build_mcp
 from relay.server.relay import Relay
 from relay.server.routes import error_response, routes
@@ -63,8 +64,11 @@ def create_app(relay: Relay, *, start_relay: bool = True) -> Starlette:
     """
     policy = HostPolicy.from_config(relay.config)
     # fastmcp's own Host/Origin guard stays off: HostOriginGuard covers /mcp and /v1 alike.
+    # JSON responses (both wire generations allow them to a client that accepts
+    # application/json): no SSE response, ping task and writer per call; no relay tool
+    # sends progress or log notifications that a stream would carry.
     mcp_app = build_mcp(relay).http_app(
-        path="/mcp", stateless_http=True, host_origin_protection=False
+        path="/mcp", stateless_http=True, json_response=True, host_origin_protection=False
     )
     # The methods the MCP transport serves at /mcp (stateless: POST and DELETE), so a
     # wrong one is refused here, as JSON, like on every other path.
@@ -78,12 +82,13 @@ def create_app(relay: Relay, *, start_relay: bool = True) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with mcp_app.lifespan(app):
-            if start_relay:
-                await relay.start()
-            try:
-                yield
-            finally:
-                await relay.close()
+            with SingleExchangeCalls.installed(mcp_app):
+                if start_relay:
+                    await relay.start()
+                try:
+                    yield
+                finally:
+                    await relay.close()
 
     all_routes: list[BaseRoute] = [
         # /mcp first: it is what agents call most, and Starlette tries routes in order.

@@ -5,16 +5,14 @@ the `last_event_id` query parameter), then follows live events. The replay and
 the live subscription are taken in one step of the event loop, so nothing falls
 between them and nothing comes twice. A comment ping goes out at least every
 15 s. A reader that stops reading is cut off (per-send timeout, bounded queue),
-never silently skipped: it reconnects and replays from its last id.
+never silently skipped: it reconnects and replays from its last id. The response
+itself is `sse.EventStreamResponse`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 
-from sse_starlette import EventSourceResponse
-from sse_starlette.sse import SendTimeoutError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -25,39 +23,53 @@ from relay.server.errors import BadRequest, RateLimited, RelayServerError, Unava
 from relay.server.hub import Subscription, encode_frame
 from relay.server.relay import Relay
 from relay.server.routes import error_response
+from relay.server.sse import EventStreamResponse, SlowReader
 
 __all__ = ["events_endpoint"]
 
 log = logging.getLogger("relay.server")
 
 
-class _EventStream(EventSourceResponse):
-    """An SSE response that counts the slow readers it cuts off instead of raising."""
+class _EventStream(EventStreamResponse):
+    """The stream's response, counting and logging the slow readers it cuts off."""
 
-    def __init__(self, relay: Relay, sub: Subscription, frames: AsyncIterator[bytes]) -> None:
+    def __init__(self, relay: Relay, sub: Subscription, first: list[tuple[int, bytes]]) -> None:
+        hub = relay.hub
+        metrics = relay.metrics
+
+        def written(sub: Subscription, last_id: int, count: int) -> None:
+            if last_id:
+                hub.mark_sent(sub, last_id)
+            metrics.deliveries += count
+
         super().__init__(
-            frames,
-            ping=relay.config.ping_interval,
+            sub,
+            first,
+            ping_s=relay.config.ping_interval,
             send_timeout=relay.config.send_timeout,
-            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+            written=written,
         )
         self._relay = relay
-        self._sub = sub
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        blocked = False
         try:
             await super().__call__(scope, receive, send)
-        except SendTimeoutError:
-            self._relay.metrics.slow_consumer_disconnects += 1
-            log.info(
-                "stream of a peer cut off: a write blocked for %ss", self._relay.config.send_timeout
-            )
+        except SlowReader:
+            blocked = True
         finally:
-            self._relay.hub.unsubscribe(self._sub)
-        if self._sub.overflowed:
+            self._relay.hub.unsubscribe(self.sub)
+        # One count per reader cut off, whichever came first (an overflowed stream's
+        # last write may block too).
+        if self.sub.overflowed:
             self._relay.metrics.slow_consumer_disconnects += 1
             log.info(
                 "stream of a peer cut off: it fell %d events behind", self._relay.hub.queue_size
+            )
+        elif blocked:
+            self._relay.metrics.slow_consumer_disconnects += 1
+            log.info(
+                "stream of a peer cut off: a write blocked for %ss", self._relay.config.send_timeout
             )
 
 
@@ -70,7 +82,7 @@ def _last_event_id(request: Request) -> int | None:
     return int(raw)
 
 
-async def events_endpoint(request: Request) -> Response:
+async def events_endpoint(request: Request) -> Response | EventStreamResponse:
     relay: Relay = request.app.state.relay
     token = bearer_token(request.headers.get("authorization"))
     try:
@@ -102,24 +114,9 @@ async def events_endpoint(request: Request) -> Response:
             )
             notice = encode_frame(oldest - 1, "notice", truncated.model_dump_json())
         backlog = relay.state.events_after(peer.id, last_id)
-    sub = relay.hub.subscribe(peer.id, backlog, caller.token_hash)
-    hub = relay.hub
-    metrics = relay.metrics
-
-    async def frames() -> AsyncIterator[bytes]:
-        if notice is not None:
-            yield notice
-        for event_id, frame in sub.backlog:
-            yield frame
-            hub.mark_sent(sub, event_id)
-            metrics.deliveries += 1
-        sub.backlog = []
-        while not sub.closed or not sub.queue.empty():
-            item = await sub.queue.get()
-            if item is None or sub.overflowed:
-                return
-            yield item[1]
-            hub.mark_sent(sub, item[0])
-            metrics.deliveries += 1
-
-    return _EventStream(relay, sub, frames())
+    sub = relay.hub.subscribe(peer.id, backlog, caller.token_hash, relay.state.head)
+    first = sub.backlog
+    sub.backlog = []
+    if notice is not None:
+        first.insert(0, (0, notice))
+    return _EventStream(relay, sub, first)

@@ -7,14 +7,22 @@ A tool is a module-level function `fn(call, **arguments)` registered with
 schema; it is filled for every call with the relay and the caller, resolved from the
 `Authorization` header of the HTTP request that carries the call (never from an argument
 or the MCP session), and a `RelayServerError` becomes a tool error with its message.
+
+The call path is kept short (issue 11): `RelayFastMCP` looks each tool up once, not
+through FastMCP's provider aggregation (a task group per call) every time, and the
+tools that wait (`WAITING_TOOLS`) end when their HTTP client goes away, since a JSON
+response (see `app.create_app`) has no stream whose closing would cancel them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
 import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from logging import DEBUG
 from typing import Annotated, Any, Final
 
 import mcp.types as mt
@@ -23,7 +31,10 @@ from fastmcp import FastMCP
 from fastmcp.exceptions import ToolError, ValidationError
 from fastmcp.server.dependencies import get_http_request
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
+from fastmcp.server.providers.base import hashed_lookup_target
 from fastmcp.tools import FunctionTool, ToolResult
+from fastmcp.tools import Tool as McpTool
+from fastmcp.utilities.versions import VersionSpec
 from pydantic import BaseModel, Field
 from pydantic.json_schema import GenerateJsonSchema
 
@@ -36,6 +47,7 @@ from relay.server.validate import PROFILE_LIMITS
 from relay.sinks import for_model_line
 
 __all__ = [
+    "WAITING_TOOLS",
     "Call",
     "GroupName",
     "Limit",
@@ -44,6 +56,7 @@ __all__ = [
     "NoTitles",
     "PeerName",
     "PlainValidationErrors",
+    "RelayFastMCP",
     "ReplyTo",
     "Tool",
     "hints",
@@ -153,6 +166,48 @@ def profile(what: str, field: str) -> Any:
     return Field(description=what, json_schema_extra={"maxLength": PROFILE_LIMITS[field]})
 
 
+WAITING_TOOLS: Final = frozenset({"wait_for_messages", "ask"})
+"""Tools that may hold their call for a long time: they end early if the client leaves."""
+
+
+async def _disconnected(receive: Callable[[], Awaitable[Any]]) -> None:
+    """Return once the HTTP client has gone (the request body was read already)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _unless_gone(
+    receive: Callable[[], Awaitable[Any]], work: Awaitable[ToolResult]
+) -> ToolResult:
+    """`work`, cancelled if the client of its HTTP request goes away first.
+
+    A JSON response has no stream whose closing would cancel the call, so a waiting
+    call would otherwise hold its slot (`--max-waits-per-peer`) until its timeout.
+    """
+    this = asyncio.current_task()
+    assert this is not None
+    gone = False
+
+    async def watch() -> None:
+        nonlocal gone
+        await _disconnected(receive)
+        gone = True
+        this.cancel()
+
+    watcher = asyncio.get_running_loop().create_task(watch())
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if not gone:
+            raise
+        this.uncancel()
+        raise ToolError("the client went away before the call ended", log_level=DEBUG) from None
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+
+
 def _bind(fn: Tool, relay: Relay) -> Tool:
     """`fn` as FastMCP sees it: its parameters but `call`, which is filled per request."""
     types = typing.get_type_hints(fn, include_extras=True)
@@ -163,14 +218,21 @@ def _bind(fn: Tool, relay: Relay) -> Tool:
         if name != "call"
     ]
 
+    waits = fn.__name__ in WAITING_TOOLS
+
     async def bound(**arguments: Any) -> ToolResult:
         try:
-            token = bearer_token(get_http_request().headers.get("authorization"))
-            caller = relay.authenticate(token)
+            request = get_http_request()
+            caller = relay.authenticate(bearer_token(request.headers.get("authorization")))
             call = Call(relay, caller, relay.require_peer(caller))
+            if waits:
+                return await _unless_gone(request.receive, fn(call, **arguments))
             return await fn(call, **arguments)
         except RelayServerError as exc:
-            raise ToolError(exc.message) from None
+            # The caller's mistake or the relay's refusal, answered to the caller:
+            # not a line in the relay's log for every such call (FastMCP logs a
+            # ToolError at its `log_level`, ERROR unless told).
+            raise ToolError(exc.message, log_level=DEBUG) from None
 
     bound.__signature__ = signature.replace(  # type: ignore[attr-defined]
         parameters=params, return_annotation=types["return"]
@@ -242,9 +304,35 @@ class NoListChanges(Middleware):
         return result.model_copy(update={"capabilities": caps.model_copy(update=changes)})
 
 
+class RelayFastMCP(FastMCP):
+    """FastMCP with each tool looked up once.
+
+    FastMCP finds the tool of every call through its provider aggregation, which
+    starts a task group to ask its one provider (a sixth of a call's CPU). The
+    relay's tools are fixed once `make_server` returns (no session transforms, no
+    component auth, no tool enabled or disabled later), so the first answer for a
+    name is the answer for good. Hashed and versioned lookups go the usual way.
+    """
+
+    _found: dict[str, McpTool]
+
+    async def get_tool(self, name: str, version: VersionSpec | None = None) -> McpTool | None:
+        if version is not None or hashed_lookup_target(self) is not None:
+            return await super().get_tool(name, version)
+        found = getattr(self, "_found", None)
+        if found is None:
+            found = self._found = {}
+        tool = found.get(name)
+        if tool is None:
+            tool = await super().get_tool(name)
+            if tool is not None:
+                found[name] = tool
+        return tool
+
+
 def make_server(relay: Relay, instructions: str) -> FastMCP:
     """The FastMCP server with every registered tool, bound to `relay`."""
-    mcp: FastMCP = FastMCP(
+    mcp: FastMCP = RelayFastMCP(
         "relay",
         instructions=instructions,
         mask_error_details=True,

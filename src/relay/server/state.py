@@ -13,9 +13,7 @@ and never change it. Moving a read cursor is itself a record.
 from __future__ import annotations
 
 import bisect
-import itertools
 import json
-from collections import deque
 from collections.abc import Iterable, Iterator
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
@@ -42,6 +40,7 @@ from relay.server.records import (
     TokenAdded,
     TokenRevoked,
 )
+from relay.server.window import EventWindow
 
 __all__ = [
     "Applied",
@@ -186,7 +185,7 @@ class RelayState:
         self._messages: list[_Stored] = []
         self._message_ids: list[int] = []
         self._by_message_id: dict[str, _Stored] = {}
-        self._events: deque[Event] = deque(maxlen=event_window)
+        self.window = EventWindow(event_window)
         self._token_counts: dict[str, int] = {}
         """peer id -> live tokens (a claim of a peer with none is void)"""
         self.keyvalues = KeyValues()
@@ -206,7 +205,7 @@ class RelayState:
         self.head = log_id
         applied = self._apply(log_id, record)
         if applied.event is not None:
-            self._events.append(applied.event)
+            self.window.append(applied.event)
         return applied
 
     def _apply(self, log_id: int, record: Record) -> Applied:
@@ -545,20 +544,11 @@ class RelayState:
     @property
     def oldest_event_id(self) -> int:
         """The id before which events can no longer be replayed (0: all can)."""
-        if len(self._events) < (self._events.maxlen or 0):
-            return 0
-        return self._events[0].id
+        return self.window.oldest_event_id
 
     def events_after(self, peer_id: str, after_id: int) -> list[Event]:
         """This peer's events with id > after_id still held in the window, in order."""
-        events = self._events
-        if not events or events[-1].id <= after_id:
-            return []
-        # The window is sorted by id; walk back from the newest end to the start point.
-        start = len(events)
-        while start > 0 and events[start - 1].id > after_id:
-            start -= 1
-        return [e for e in itertools.islice(events, start, None) if peer_id in e.audience]
+        return self.window.events_after(peer_id, after_id)
 
 
 def _involves(stored: _Stored, peer_id: str) -> bool:
