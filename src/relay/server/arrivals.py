@@ -1,7 +1,8 @@
 """Calls that wait for a peer's next message (`wait_for_messages`), and waking them.
 
 Each waiting call holds an `asyncio.Event` under its peer; a message or DM applied
-to the log sets the events of every recipient but the sender. A peer may have at
+to the log sets the events of every recipient but the sender. An `ask` waits here
+too, for its answer (a reply reaches the asker like any message). A peer may have at
 most `--max-waits-per-peer` calls waiting at once.
 """
 
@@ -27,15 +28,20 @@ class Arrivals:
         """Calls waiting now, for /metrics."""
         return sum(len(events) for events in self._events.values())
 
-    async def wait(self, peer_id: str, within: float) -> None:
-        """Return when something arrives for `peer_id`, or after `within` seconds."""
-        events = self._events.setdefault(peer_id, set())
-        if len(events) >= self.max_per_peer:
+    def check_room(self, peer_id: str) -> None:
+        """RateLimited when `peer_id` has as many calls waiting as it may."""
+        waiting = len(self._events.get(peer_id, ()))
+        if waiting >= self.max_per_peer:
             raise RateLimited(
-                f"you already have {len(events)} wait_for_messages calls waiting, the most "
+                f"you already have {waiting} wait_for_messages or ask calls waiting, the most "
                 f"a peer may (--max-waits-per-peer {self.max_per_peer}); wait for one to return",
                 retry_after=1.0,
             )
+
+    async def wait(self, peer_id: str, within: float) -> None:
+        """Return when something arrives for `peer_id`, or after `within` seconds."""
+        self.check_room(peer_id)
+        events = self._events.setdefault(peer_id, set())
         arrived = asyncio.Event()
         events.add(arrived)
         try:
