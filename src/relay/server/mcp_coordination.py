@@ -225,7 +225,7 @@ async def list_claims(
 
 
 @tool(
-    title="Ask and wait for the answer",
+    title="Ask a question",
     annotations=hints(),
     output_schema=output_schema(AskResult),
     group="asks",
@@ -236,7 +236,7 @@ async def ask(
         PeerName | Annotated[list[PeerName], limits(minItems=1, maxItems=MAX_DM_RECIPIENTS)],
         Field(description="a peer name or a list of names"),
     ],
-    question: MessageText,
+    question: Annotated[MessageText, Field(description="your question")],
     group: Annotated[
         GroupName | None, Field(description="the group you share with them, if several")
     ] = None,
@@ -246,8 +246,8 @@ async def ask(
         limits(minimum=0, maximum=MAX_WAIT_S),
     ] = None,
 ) -> ToolResult:
-    """Send a question as a DM and wait for the first answer (a reply to it); returns the
-    answer, or at the timeout the ask's id: the answer arrives later as a normal reply."""
+    """DM a question and wait for the answer (a reply to it); at the timeout, returns the
+    ask's id and the answer comes later as a reply."""
     result = await call.relay.asks.ask(call.caller, to, question, group, timeout_s)
     answer = result.answer
     if answer is None:

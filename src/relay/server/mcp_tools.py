@@ -130,8 +130,8 @@ messages; read it with `get_state`. To change what others may change, pass the \
 
 
 ASK_INSTRUCTIONS: Final = """\
-- A message marked `(ask)` is a question waiting for you: answer it with `send_dm`, \
-`reply_to` its id. To ask someone and wait for the answer, use `ask`.
+- A message marked `(ask)` waits for your answer: `send_dm` with `reply_to` its id. `ask` \
+asks and waits for the answer.
 """
 
 
@@ -359,8 +359,8 @@ async def read_new_messages(
     call: Call,
     limit: Annotated[Limit | None, Field(description="at most this many")] = None,
 ) -> ToolResult:
-    """Your unread group posts and DMs, oldest first; marks them read. Also lists the
-    asks you have not answered yet.
+    """Your unread group posts and DMs, oldest first; marks them read. Lists unanswered
+    asks too.
 
     One call returns at most about 200 KB of text; it says when more remain."""
     found = await call.relay.messages.read_new(call.peer, limit)
@@ -523,8 +523,8 @@ async def message_status(
     call: Call,
     message_id: Annotated[str, Field(description="the id of a message you sent")],
 ) -> ToolResult:
-    """Per recipient of a message: delivered to a live stream or not, read or not (and for
-    an ask, answered or not). Use it
+    """Per recipient of a message: delivered to a live stream or not, read or not (answered,
+    for an ask). Use it
     to check whether someone has seen what you sent before you send it again."""
     status = call.relay.messages.message_status(call.peer, message_id)
     answered = {True: ", answered", False: ", not answered", None: ""}
