@@ -208,3 +208,24 @@ async def test_a_reminder_due_while_the_relay_was_down_is_made_once_after_a_rest
             assert (reminder.data["id"], reminder.data["reminder"]) == (sent.ask.id, 1)
     finally:
         restarted.stop()
+
+
+async def test_a_reminder_does_not_end_a_wait_for_messages_with_nothing(
+    server: RunningServer,
+) -> None:
+    alice_token = await make_peer(server, "team", "alice")
+    bob_token = await make_peer(server, "team", "bob")
+    async with (
+        RelayClient(server.url, alice_token) as alice,
+        agent(server.url, bob_token) as bob,
+        open_stream(server.url, bob_token) as events,
+    ):
+        await alice.ask("bob", "port?", timeout_s=0)
+        assert (await bob.call("read_new_messages"))["count"] == 1
+        waiting = asyncio.create_task(bob.call("wait_for_messages", timeout_s=60))
+        await events.next_of(("ask_reminder",), timeout=10)
+        await events.next_of(("ask_reminder",), timeout=10)
+        assert not waiting.done()
+        await alice.send("team", "a real message")
+        found = await asyncio.wait_for(waiting, 10)
+        assert [m["text"] for m in found["messages"]] == ["a real message"]

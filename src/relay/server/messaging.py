@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from typing import Any
 
 from relay.protocol import Message, MessageStatus, RecipientStatus, UnreadSummary
@@ -162,8 +163,14 @@ class Messaging(Operations):
             or not 0 <= timeout_s <= MAX_WAIT_S
         ):
             raise BadRequest(f"timeout_s must be a number from 0 to {MAX_WAIT_S:g}")
-        if not self.state.unread(peer.id, 1):
-            await self.arrivals.wait(peer.id, float(timeout_s))
+        # Woken early by something that is no message for it (the reminder of an ask,
+        # which prompts through the hook and the sidebar instead): wait on.
+        deadline = time.monotonic() + float(timeout_s)
+        while not self.state.unread(peer.id, 1) and not self.journal.closing:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            await self.arrivals.wait(peer.id, left)
         recheck(self.state, self.metrics, caller)
         return await self.read_new(peer)
 
