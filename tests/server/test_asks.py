@@ -193,19 +193,24 @@ async def test_the_unread_summary_wakes_for_a_due_reminder_with_no_new_message(
         assert (quiet.count, quiet.reminders) == (0, 0)
 
 
-async def test_a_reminder_due_while_the_relay_was_down_is_made_once_after_a_restart(
+async def test_a_reminder_due_while_the_relay_was_down_is_made_once_after_a_kill_9(
     server: RunningServer,
 ) -> None:
     alice_token = await make_peer(server, "team", "alice")
     bob_token = await make_peer(server, "team", "bob")
     async with RelayClient(server.url, alice_token) as alice:
         sent = await alice.ask("bob", "after restart?", timeout_s=0)
-    server.stop()
+    server.kill()
     restarted = server.restart()
     try:
         async with open_stream(restarted.url, bob_token, last_event_id=0) as events:
             reminder = await events.next_of(("ask_reminder",), timeout=10)
             assert (reminder.data["id"], reminder.data["reminder"]) == (sent.ask.id, 1)
+            last = reminder.id
+        # resuming after the reminder replays the ask but not the reminder again
+        async with open_stream(restarted.url, bob_token, last_event_id=last) as events:
+            second = await events.next_of(("ask_reminder",), timeout=10)
+            assert (second.data["id"], second.data["reminder"]) == (sent.ask.id, 2)
     finally:
         restarted.stop()
 
