@@ -15,10 +15,11 @@ advisory lock (`fcntl.flock` on a `.lock` beside it):
      "connected_at": 1795636000.0}                    # when relay-connect last set this key up
 
 `hook_delivers()` is the sidebar's question: true while the agent that ran the last
-waiter is alive and the waiter's ending re-arms itself on the next `Stop` (it woke
-the agent, or a human prompt made the agent busy). It turns false when that agent is
-gone, when the waiter ran out of its time, or when no waiter ever ran (Codex, or
-Claude Code without the hooks): then the injector prompts, as before.
+waiter is alive and the waiter is either running or ended in a way the next `Stop`
+re-arms (it woke the agent, or a human prompt made the agent busy). It turns false
+when that agent is gone, when the waiter ran out of its time or died of a bug, or
+when no waiter ever ran (Codex, or Claude Code without the hooks): then the injector
+prompts, as before.
 
 Nothing here is secret: no token, no message text, only ids, times and counts.
 """
@@ -148,7 +149,13 @@ class AttentionFile:
         waiter = record.get("waiter")
         if not isinstance(waiter, dict) or record.get("ended") not in REARMING:
             return False
-        pid, started = waiter.get("claude_pid"), waiter.get("claude_started")
-        if not isinstance(pid, int) or not isinstance(started, int | float | None):
-            return False
-        return process_alive(pid, started)
+        if record.get("ended") is None and not _alive(waiter, "pid", "started"):
+            return False  # it died without saying why: nobody re-arms it
+        return _alive(waiter, "claude_pid", "claude_started")
+
+
+def _alive(waiter: Record, pid_key: str, started_key: str) -> bool:
+    pid, started = waiter.get(pid_key), waiter.get(started_key)
+    if not isinstance(pid, int) or not isinstance(started, int | float | None):
+        return False
+    return process_alive(pid, started)

@@ -94,7 +94,8 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     if agent_binary("claude-code") is None:
         pytest.skip("the Claude Code CLI is not installed; scripts/install.d/agents.sh installs it")
     root = tmp_path_factory.mktemp("hazards")
-    server = start_server(root / "relay-data")
+    servers = [start_server(root / "relay-data")]
+    server = servers[0]
     api = FakeAnthropic()
     try:
         alice = asyncio.run(make_peer(server, "team", "alice"))
@@ -125,10 +126,12 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
                 rig = Rig(session, api, server, alice, Waiters("%0", relay_dir[0]), sidebar)
                 rig.armed()
                 yield rig
+                servers.append(rig.server)  # restarted by a test
             finally:
                 session.stop()
     finally:
-        server.stop()
+        for started in servers:
+            started.stop()
 
 
 def test_the_sidebar_stands_down_and_half_typed_text_survives_a_wake(rig: Rig) -> None:

@@ -293,3 +293,12 @@ def test_the_notice_names_are_made_inert(tmp_path: Path) -> None:
     assert "\x1b" not in text
     assert "\x07" not in text
     assert text.startswith("relay: 2 new messages from ")
+
+
+def test_a_waiter_that_dies_without_an_ending_hands_over_to_the_sidebar(hooks: Hooks) -> None:
+    waiter = hooks.start()
+    assert hooks.attention.hook_delivers()
+    waiter.kill()
+    waiter.communicate()
+    assert hooks.ended() is None  # it never said why
+    assert not hooks.attention.hook_delivers()

@@ -48,7 +48,7 @@ from typing import Final
 from relay.attention import AttentionFile, Record, process_alive, process_started
 from relay.client import AuthError, Backoff, RelayClient, RelayError
 from relay.credentials import Credential, config_dir, key_filename
-from relay.protocol import UnreadSummary
+from relay.protocol import UnreadSummary, is_group_name
 from relay.sinks import safe_name
 
 __all__ = [
@@ -99,7 +99,9 @@ def notice_text(summaries: list[UnreadSummary]) -> str:
     direct = sum(s.direct for s in summaries)
     asks = sum(s.asks for s in summaries)
     senders = list(dict.fromkeys(safe_name(n) for s in summaries for n in s.senders))
-    groups = list(dict.fromkeys(safe_name(g) for s in summaries for g in s.groups))
+    groups = list(
+        dict.fromkeys(g if is_group_name(g) else "a group" for s in summaries for g in s.groups)
+    )
     askers = ", ".join(dict.fromkeys(safe_name(n) for s in summaries for n in s.askers))
     if not count:
         return (
@@ -210,7 +212,9 @@ class Waiter:
         result: str | None = self.attention.update(change)
         return result
 
-    def _end(self, reason: str) -> None:
+    def end(self, reason: str) -> None:
+        """Record why this waiter stops (unless a newer one took over)."""
+
         def change(record: Record) -> None:
             if record.get("waiter") == self.me:
                 record["ended"] = reason
@@ -257,12 +261,12 @@ class Waiter:
                 task.cancel()
             await asyncio.gather(*polls, watch, return_exceptions=True)
         if watch in done:
-            self._end(watch.result())
+            self.end(watch.result())
             return 0, ""
         try:
             found = next(poll for poll in polls if poll in done).result()
         except _Revoked:
-            self._end("revoked")
+            self.end("revoked")
             return 0, ""
         if self._wake([found]) is not None:
             return 0, ""
@@ -295,7 +299,7 @@ class Waiter:
                         return cred, await self._burst(client, after, summary)
                 except AuthError as exc:
                     raise _Revoked from exc
-                except RelayError:
+                except (RelayError, ValueError):  # down, or an answer not of the relay's shape
                     await asyncio.sleep(backoff.next_delay())
                     continue
                 backoff.reset()
@@ -326,4 +330,6 @@ def run_hook_wait(
     if not creds:
         return 0, ""
     waiter = Waiter(key, creds, _hook_event(stdin_text), _claude_process(environ), base)
+    # A waiter that dies of a bug leaves no ending: `hook_delivers` sees it dead, and the
+    # sidebar takes over.
     return asyncio.run(waiter.run())

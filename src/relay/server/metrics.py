@@ -40,7 +40,12 @@ class Metrics:
 
         metric("relay_connections", "gauge", "Open HTTP connections.", connections)
         metric("relay_open_streams", "gauge", "Open /v1/events streams.", open_streams)
-        metric("relay_waiting_calls", "gauge", "wait_for_messages calls waiting.", waiting)
+        metric(
+            "relay_waiting_calls",
+            "gauge",
+            "wait_for_messages calls and unread-summary long polls waiting.",
+            waiting,
+        )
         metric("relay_peers", "gauge", "Known peers.", peers)
         metric("relay_groups", "gauge", "Known groups.", groups)
         metric("relay_requests_total", "counter", "Authenticated requests.", self.requests)
