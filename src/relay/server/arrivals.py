@@ -2,7 +2,9 @@
 
 Each waiting call holds an `asyncio.Event` under its peer; a message or DM applied
 to the log sets the events of every recipient but the sender. An `ask` waits here
-too, for its answer (a reply reaches the asker like any message). A peer may have at
+too, for its answer (a reply reaches the asker like any message). The reminder of an
+ask wakes only the calls that asked for it (the hook's `GET /v1/unread/summary` long
+poll): a `wait_for_messages` woken by it would return with nothing. A peer may have at
 most `--max-waits-per-peer` calls waiting at once.
 """
 
@@ -21,7 +23,8 @@ class Arrivals:
 
     def __init__(self, max_per_peer: int) -> None:
         self.max_per_peer = max_per_peer
-        self._events: dict[str, set[asyncio.Event]] = {}
+        self._events: dict[str, dict[asyncio.Event, bool]] = {}
+        """peer id -> its waiting calls, each with whether an ask's reminder wakes it"""
 
     @property
     def waiting(self) -> int:
@@ -38,17 +41,18 @@ class Arrivals:
                 retry_after=1.0,
             )
 
-    async def wait(self, peer_id: str, within: float) -> None:
-        """Return when something arrives for `peer_id`, or after `within` seconds."""
+    async def wait(self, peer_id: str, within: float, *, reminders: bool = False) -> None:
+        """Return when something arrives for `peer_id`, or after `within` seconds; with
+        `reminders`, also when an ask to it is reminded (the hook's long poll)."""
         self.check_room(peer_id)
-        events = self._events.setdefault(peer_id, set())
+        events = self._events.setdefault(peer_id, {})
         arrived = asyncio.Event()
-        events.add(arrived)
+        events[arrived] = reminders
         try:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(arrived.wait(), within)
         finally:
-            events.discard(arrived)
+            events.pop(arrived, None)
             if not events:
                 self._events.pop(peer_id, None)
 
@@ -57,6 +61,13 @@ class Arrivals:
         for peer_id in peer_ids:
             if peer_id != sender:
                 for event in self._events.get(peer_id, ()):
+                    event.set()
+
+    def reminded(self, peer_ids: frozenset[str]) -> None:
+        """An ask to `peer_ids` was reminded: wake the calls that wait for reminders."""
+        for peer_id in peer_ids:
+            for event, reminders in self._events.get(peer_id, {}).items():
+                if reminders:
                     event.set()
 
     def wake_all(self) -> None:

@@ -167,7 +167,7 @@ class Journal:
             self.metrics.messages += 1
             self.arrivals.arrived(event.audience, record.from_id)
         elif isinstance(record, AskReminded):
-            self.arrivals.arrived(event.audience, "")  # wakes the hook's long poll
+            self.arrivals.reminded(event.audience)  # wakes the hook's long poll
 
     def _claim(self, raw: bytes) -> _Pending | None:
         """The oldest commit of these bytes by this process, now that the log has them."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import time
 from typing import Any
 
 from relay.protocol import Message, MessageStatus, RecipientStatus, UnreadSummary
@@ -163,14 +162,8 @@ class Messaging(Operations):
             or not 0 <= timeout_s <= MAX_WAIT_S
         ):
             raise BadRequest(f"timeout_s must be a number from 0 to {MAX_WAIT_S:g}")
-        # Woken early by something that is no message for it (the reminder of an ask,
-        # which prompts through the hook and the sidebar instead): wait on.
-        deadline = time.monotonic() + float(timeout_s)
-        while not self.state.unread(peer.id, 1) and not self.journal.closing:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            await self.arrivals.wait(peer.id, left)
+        if not self.state.unread(peer.id, 1):
+            await self.arrivals.wait(peer.id, float(timeout_s))
         recheck(self.state, self.metrics, caller)
         return await self.read_new(peer)
 
@@ -188,7 +181,7 @@ class Messaging(Operations):
         unread = self.state.unread(peer.id)
         reminded = self._reminded(peer, after)
         if wait_s > 0 and not reminded and not any(log_id > after for log_id, _ in unread):
-            await self.arrivals.wait(peer.id, wait_s)
+            await self.arrivals.wait(peer.id, wait_s, reminders=True)
             recheck(self.state, self.metrics, caller)
             unread = self.state.unread(peer.id)
             reminded = self._reminded(peer, after)
