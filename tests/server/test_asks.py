@@ -5,22 +5,26 @@
 - `message_status` shows who answered; the recipient's pending asks list it until then;
 - an unanswered ask is reminded after `--ask-remind-after`, at most `--ask-reminders`
   times, as an `ask_reminder` event and in the unread summary the hook polls (which
-  wakes for it with no new message); an answered one never.
+  wakes for it with no new message); an answered one never; once each after a kill -9
+  and with two relays on one NATS log.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from relay.client import RelayClient
+from relay.client import ApiError, RelayClient
 from tests.conftest import RunningServer, make_peer, start_server
 from tests.harness.waiting import eventually_async
 from tests.server.mcp_helpers import agent
+from tests.server.nats_helpers import nats_binary, start_nats
 from tests.server.stream_helpers import open_stream
 
 REMIND_S = 0.6
@@ -234,3 +238,50 @@ async def test_a_reminder_does_not_end_a_wait_for_messages_with_nothing(
         await alice.send("team", "a real message")
         found = await asyncio.wait_for(waiting, 10)
         assert [m["text"] for m in found["messages"]] == ["a real message"]
+
+
+async def test_two_relays_on_one_nats_log_make_each_reminder_once(tmp_path: Path) -> None:
+    if nats_binary() is None:
+        pytest.skip("no nats-server binary")
+    nats = start_nats(tmp_path / "nats")
+    stream = f"A{secrets.token_hex(5)}"
+    env = {"RELAY_OPERATOR_TOKEN": secrets.token_urlsafe(24)}
+    flags = ("--engine", "nats", "--nats-url", nats.url, "--nats-stream", stream)
+    remind = ("--ask-remind-after", str(REMIND_S))
+    servers = [start_server(tmp_path / f"relay-{n}", *flags, *remind, env=env) for n in "ab"]
+    try:
+        alice_token = await make_peer(servers[0], "team", "alice")
+        bob_token = await make_peer(servers[0], "team", "bob")
+        async with (
+            RelayClient(servers[0].url, alice_token) as alice,
+            open_stream(servers[1].url, bob_token) as events,
+        ):
+
+            async def known() -> bool:
+                async with RelayClient(servers[1].url, bob_token) as bob:
+                    with contextlib.suppress(ApiError):
+                        await bob.whoami()
+                        return True
+                return False
+
+            await eventually_async(known, timeout=10, what="bob known to the second relay")
+            first = await alice.ask("bob", "both relays?", timeout_s=0)
+            seen: list[tuple[str, int]] = []
+            while (first.ask.id, 2) not in seen:
+                event = await events.next_of(("ask_reminder",), timeout=10)
+                seen.append((event.data["id"], event.data["reminder"]))
+            # a later ask's second reminder comes after any third or duplicate of the first
+            marker = await alice.ask("bob", "marker?", timeout_s=0)
+            while (marker.ask.id, 2) not in seen:
+                event = await events.next_of(("ask_reminder",), timeout=10)
+                seen.append((event.data["id"], event.data["reminder"]))
+        assert seen == [
+            (first.ask.id, 1),
+            (first.ask.id, 2),
+            (marker.ask.id, 1),
+            (marker.ask.id, 2),
+        ]
+    finally:
+        for server in servers:
+            server.stop()
+        nats.stop()
