@@ -31,6 +31,7 @@ import httpx
 from httpx_sse import aconnect_sse
 
 from relay.protocol import (
+    AskResult,
     Claim,
     ErrorBody,
     GroupCreated,
@@ -342,6 +343,30 @@ class RelayClient:
             read_timeout=wait_s + 10.0,
         )
         return UnreadSummary.model_validate(body)
+
+    async def ask(
+        self,
+        to: str | list[str],
+        question: str,
+        *,
+        group: str | None = None,
+        timeout_s: float | None = None,
+    ) -> AskResult:
+        """Send `question` as an ask and wait (up to `timeout_s`, default 60, at most 120)
+        for the first answer; `answered` False means the timeout passed first."""
+        body: dict[str, Any] = {"to": to, "question": question}
+        if group is not None:
+            body["group"] = group
+        if timeout_s is not None:
+            body["timeout_s"] = timeout_s
+        wait = 60.0 if timeout_s is None else timeout_s
+        result = await self._request("POST", "/v1/asks", json_body=body, read_timeout=wait + 10.0)
+        return AskResult.model_validate(result)
+
+    async def pending_asks(self) -> list[Message]:
+        """The asks to this peer that it has not answered yet."""
+        body = await self._request("GET", "/v1/asks")
+        return [Message.model_validate(m) for m in body["asks"]]
 
     async def create_token(self) -> str:
         """A further token for this peer (shown once), e.g. for a second machine."""

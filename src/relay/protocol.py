@@ -31,6 +31,8 @@ __all__ = [
     "STATUSES",
     "SURROGATES",
     "TEXT_CONTROLS",
+    "AskReminder",
+    "AskResult",
     "Claim",
     "ClaimAction",
     "ClaimChanged",
@@ -99,6 +101,7 @@ EventType = Literal[
     "notice",
     "state_changed",
     "claim_changed",
+    "ask_reminder",
 ]
 EVENT_TYPES: Final[tuple[EventType, ...]] = (
     "message",
@@ -110,6 +113,7 @@ EVENT_TYPES: Final[tuple[EventType, ...]] = (
     "notice",
     "state_changed",
     "claim_changed",
+    "ask_reminder",
 )
 
 STATE_KEY_PATTERN: Final = r"[A-Za-z0-9._/:-]{1,128}"
@@ -177,6 +181,9 @@ class Message(_Wire):
     reply_to: str | None = None
     text: str
     created_at: float
+    ask: bool = False
+    """A question (sent with `ask`) that waits for an answer: a message whose `reply_to`
+    is this message's id, from one of the recipients."""
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
@@ -201,6 +208,22 @@ class ReadMoved(_Wire):
 
     upto: int
     unread: int
+
+
+class AskReminder(_Wire):
+    """Data of an `ask_reminder` event, to the recipients of an ask who have not answered:
+    the question `id` from `from` still waits; `reminder` counts the reminders (1, 2, ...).
+    `text` is the question's start (at most 1,000 characters)."""
+
+    id: str
+    group: str
+    from_: str = Field(alias="from")
+    to: list[str]
+    reminder: int
+    text: str
+    created_at: float
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
 
 class StreamNotice(_Wire):
@@ -243,10 +266,22 @@ class RecipientStatus(_Wire):
     delivery: RecipientState
     delivered: bool
     read: bool
+    answered: bool | None = None
+    """For an ask: whether this recipient answered it (None: the message is no ask)."""
 
 
 class MessageStatus(_Wire):
     message: Message
+    recipients: list[RecipientStatus]
+
+
+class AskResult(_Wire):
+    """What `ask` returns: the ask (a DM), and the first answer when one came in time
+    (None: the timeout passed; the answer will arrive later as a normal reply)."""
+
+    ask: Message
+    answered: bool
+    answer: Message | None = None
     recipients: list[RecipientStatus]
 
 
@@ -309,6 +344,13 @@ class UnreadSummary(_Wire):
     senders: list[str]
     groups: list[str]
     unread: int
+    asks: int = 0
+    """How many of the `count` new messages are asks (questions that wait for an answer)."""
+    reminders: int = 0
+    """Asks to this peer, still unanswered, reminded after `after` (a reason to wake even
+    with no new message; `cursor` then covers the reminder)."""
+    askers: list[str] = Field(default_factory=list)
+    """Who asked the new or reminded questions (a few names)."""
 
 
 class ErrorInfo(_Wire):

@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from relay.connect.configfiles import ConfigFile, Manifest, merge
 from relay.credentials import Credential, CredentialStore
 from tests.conftest import RunningServer, make_peer, start_server
 from tests.connect.conftest import VENV_BIN, Home, connect_env, run_cli
-from tests.harness.waiting import wait_for
+from tests.harness.waiting import eventually_async, wait_for
 
 # Each test gets a relay of its own (`relay_server` from tests/conftest.py): peer names
 # are unique relay-wide, and these tests reuse names such as 'api' and 'cx'.
@@ -540,3 +541,62 @@ def test_tail_prints_state_and_claim_changes_on_one_line_each() -> None:
     )
     expired = {**changed, "action": "expired"}
     assert format_change("claim_changed", expired) == "* claim #g ann expired src/**"
+
+
+def test_ask_from_the_shell_waits_for_the_answer_and_tail_tags_asks(
+    home: Home, relay_server: RunningServer, team: str
+) -> None:
+    _store_peer(relay_server, "ann", team, "ann", "human")
+    bot = _store_peer(relay_server, "bot", team, "bot", "claude-code")
+
+    timed_out = _relay(home, "--profile", "ann", "ask", "bot", "ready?", "--timeout", "0")
+    assert timed_out.returncode == 3, timed_out.stderr
+    assert timed_out.stdout.startswith("no answer yet to ask m")
+    refused = _relay(home, "--profile", "ann", "ask", "nobody", "hi?")
+    assert refused.returncode != 0
+    assert "no peer named 'nobody'" in refused.stderr
+
+    async def answer() -> None:
+        async with RelayClient(relay_server.url, bot) as client:
+
+            async def the_question() -> str | None:
+                found = [m.id for m in await client.pending_asks() if m.text == "which port?"]
+                return found[0] if found else None
+
+            ask_id = await eventually_async(the_question, timeout=20, what="the shell's ask")
+            await client.send(team, "8080", to=["ann"], reply_to=ask_id)
+
+    with ThreadPoolExecutor(1) as pool:
+        asking = pool.submit(
+            _relay_process, home, "--profile", "ann", "ask", "bot", "which port?", "--timeout", "30"
+        )
+        asyncio.run(answer())
+        done = asking.result(timeout=40)
+    assert done.returncode == 0, done.stderr
+    assert "] bot -> ann (re m" in done.stdout
+    assert done.stdout.rstrip().endswith(": 8080")
+
+    story = _relay(home, "--profile", "bot", "tail", team, "--last-event-id", "0", "-n", "3")
+    asks = [line for line in story.stdout.splitlines() if "[ask]" in line]
+    assert len(asks) == 2
+    assert asks[0].endswith("ann -> bot [ask]: ready?")
+
+
+def test_tail_prints_a_reminder_on_one_line() -> None:
+    from relay.connect.commands import format_reminder
+    from relay.protocol import AskReminder
+
+    reminder = AskReminder.model_validate(
+        {
+            "id": "m1",
+            "group": "g",
+            "from": "ann",
+            "to": ["bot"],
+            "reminder": 2,
+            "text": "which\nport?\x1b[2J",
+            "created_at": 0.0,
+        }
+    )
+    assert format_reminder(reminder) == (
+        "* ask [g] ann still waits for your answer to m1 (reminder 2): which port?␛[2J"
+    )

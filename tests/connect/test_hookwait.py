@@ -25,7 +25,7 @@ from relay.client import RelayClient
 from relay.connect.hookwait import notice_text, pending_hook_prompt_path
 from relay.credentials import Credential, CredentialStore
 from relay.protocol import UnreadSummary
-from tests.conftest import RunningServer, make_peer
+from tests.conftest import RunningServer, make_peer, start_server
 from tests.connect.conftest import VENV_BIN, Home, connect_env
 from tests.harness.waiting import wait_for
 
@@ -77,6 +77,15 @@ class Hooks:
 
         asyncio.run(post())
 
+    def ask(self, question: str) -> str:
+        """Alice asks bob `question` and does not wait; returns the ask's id."""
+
+        async def ask() -> str:
+            async with RelayClient(self.server.url, self.alice) as client:
+                return (await client.ask("bob", question, timeout_s=0)).ask.id
+
+        return asyncio.run(ask())
+
 
 def _finish(waiter: subprocess.Popen[str], timeout: float = 20) -> tuple[int, str, str]:
     out, err = waiter.communicate(timeout=timeout)
@@ -85,6 +94,20 @@ def _finish(waiter: subprocess.Popen[str], timeout: float = 20) -> tuple[int, st
 
 @pytest.fixture
 def hooks(home: Home, relay_server: RunningServer) -> Iterator[Hooks]:
+    yield from _hooks(home, relay_server)
+
+
+@pytest.fixture
+def reminding_hooks(home: Home, tmp_path: Path) -> Iterator[Hooks]:
+    """Hooks on a relay that reminds an unanswered ask after one second."""
+    server = start_server(tmp_path / "reminding", "--ask-remind-after", "1")
+    try:
+        yield from _hooks(home, server)
+    finally:
+        server.stop()
+
+
+def _hooks(home: Home, relay_server: RunningServer) -> Iterator[Hooks]:
     alice = asyncio.run(make_peer(relay_server, "team", "alice"))
     bob = asyncio.run(make_peer(relay_server, "team", "bob", kind="claude-code"))
     CredentialStore(home.relay_dir).save(
@@ -116,6 +139,30 @@ def test_a_post_wakes_with_counts_and_names_never_the_body(hooks: Hooks) -> None
     assert "read_new_messages" in err
     assert "secret plan" not in err
     assert hooks.ended() == "woke"
+
+
+def test_an_ask_wakes_with_a_question_from_its_asker(hooks: Hooks) -> None:
+    waiter = hooks.start()
+    hooks.ask("which port does staging use?")
+    status, _, err = _finish(waiter)
+    assert status == 2
+    assert err.startswith("relay: 1 new message (1 direct) from alice in team."), err
+    assert "question from alice" in err
+    assert "staging" not in err
+
+
+def test_a_due_reminder_wakes_a_later_waiter_with_no_new_message(
+    reminding_hooks: Hooks,
+) -> None:
+    hooks = reminding_hooks
+    hooks.ask("which port?")
+    status, _, err = _finish(hooks.start())
+    assert status == 2
+    assert "question from alice" in err
+    # woken for the ask already; the reminder (a second later) wakes the next waiter
+    status, _, err = _finish(hooks.start())
+    assert status == 2
+    assert err.startswith("relay: reminder: a question from alice waits for your answer."), err
 
 
 def test_the_same_messages_never_wake_twice_and_a_burst_is_one_wake(hooks: Hooks) -> None:

@@ -149,7 +149,7 @@ class _AnthropicHandler(FakeHandler):
                     "type": "tool_use",
                     "id": "toolu_fake_" + uuid.uuid4().hex[:16],
                     "name": action.name,
-                    "input": action.input,
+                    "input": action.arguments(self.script.tool_results()),
                 }
             )
         else:

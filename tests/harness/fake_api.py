@@ -16,7 +16,7 @@ import json
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -57,11 +57,18 @@ class ToolCall:
 
 @dataclass(frozen=True)
 class ToolUse:
-    """A call of any tool by name (an MCP tool: `mcp__relay__read_new_messages`)."""
+    """A call of any tool by name (an MCP tool: `mcp__relay__read_new_messages`).
+
+    `input` may be a function, called when the request comes in with the tool results the
+    agent has sent back so far: its arguments can depend on what an earlier tool returned
+    (the id of an ask that `read_new_messages` showed, for a `send_dm` that answers it)."""
 
     name: str
-    input: dict[str, Any]
+    input: dict[str, Any] | Callable[[list[str]], dict[str, Any]]
     text: str = ""
+
+    def arguments(self, tool_results: list[str]) -> dict[str, Any]:
+        return self.input(tool_results) if callable(self.input) else self.input
 
 
 @dataclass(frozen=True)

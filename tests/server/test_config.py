@@ -46,7 +46,10 @@ def test_operator_token_only_from_the_environment() -> None:
     ("argv", "message"),
     [
         (["--engine", "redis"], "--engine must be one of"),
-        (["--disable-tools", "state,files"], "--disable-tools takes state, claims, not files"),
+        (
+            ["--disable-tools", "state,files"],
+            "--disable-tools takes state, claims, asks, not files",
+        ),
         (["--state-rate", "0"], "--state-rate and --claim-rate must be above 0"),
         (["--port", "70000"], "--port must be"),
         (["--ping-interval", "60"], "between 1 and 15"),

@@ -69,6 +69,7 @@ TOOLS = {
     "claim",
     "release",
     "list_claims",
+    "ask",
 }
 
 SCENARIOS: dict[str, tuple[str, ...]] = {

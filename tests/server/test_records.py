@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from relay.server.records import (
+    AskReminded,
     ClaimsExpired,
     ClaimsReleased,
     ClaimsTaken,
@@ -62,6 +63,8 @@ EVERY_KIND: list[Record] = [
     ClaimsReleased("ops", "id-alice", 10.0, ("src/**",)),
     ClaimsReleased("ops", "id-alice", 10.5, None, "revoked"),
     ClaimsExpired("ops", "id-alice", 11.0, (("README.md", 14), ("src/**", 15))),
+    MessagePosted("m3", "ops", "id-alice", "which port?", 12.0, ("id-bob",), None, True),
+    AskReminded("m3", 13.0, 1),
 ]
 
 
@@ -94,6 +97,11 @@ def test_a_dm_reads_back_with_its_recipients_as_a_tuple() -> None:
     )
     assert isinstance(record, MessagePosted)
     assert record.to_ids == ("a", "b")
+
+
+def test_a_plain_message_is_written_as_before_asks_existed() -> None:
+    assert b'"ask"' not in encode(MessagePosted("m", "g", "p", "x", 1, ("a",)))
+    assert b'"ask":true' in encode(MessagePosted("m", "g", "p", "x", 1, ("a",), None, True))
 
 
 def test_fields_the_record_does_not_have_are_ignored() -> None:
@@ -193,6 +201,12 @@ MALFORMED: list[tuple[bytes, str]] = [
     (tampered(EXPIRY, claims=[["src/**", -1]]), "expire record: bad claims"),
     (tampered(EXPIRY, claims=[["[", 1]]), "expire record: bad claims"),
     (tampered(EXPIRY, claims="src/**"), "expire record: bad claims"),
+    # Asks: a flag, on a DM only; a reminder names a message id and counts from 1.
+    (tampered(POST, ask=True), "msg record: bad ask"),
+    (tampered(POST, to_ids=["id-bob"], ask="yes"), "msg record: bad ask"),
+    (tampered(AskReminded("m1", 1.0, 1), message_id="m 1"), "remind record: bad ask or count"),
+    (tampered(AskReminded("m1", 1.0, 1), count=0), "remind record: bad ask or count"),
+    (tampered(AskReminded("m1", 1.0, 1), count=1.5), "remind record: bad ask or count"),
 ]
 
 

@@ -38,8 +38,9 @@ from relay.tui.widgets import (
     Counters,
     MembersPanel,
     MessageView,
+    NoteLine,
 )
-from tests.conftest import RunningServer, make_peer
+from tests.conftest import RunningServer, make_peer, start_server
 from tests.server.mcp_helpers import agent
 from tests.tui.test_stream import refusing_url
 
@@ -89,8 +90,10 @@ class RecordingInjector:
         self._view = view
         self._on_change(view)
 
-    def arrival(self, sender: str, event_id: int) -> None:
+    def arrival(self, sender: str, event_id: int, *, ask: bool = False) -> None:
         self.calls.append(("arrival", sender))
+        if ask:
+            self.calls.append(("question", sender))
         senders = self._view.senders + (() if sender in self._view.senders else (sender,))
         self._set(replace(self._view, pending=self._view.pending + 1, senders=senders))
 
@@ -304,6 +307,57 @@ async def test_the_injector_hears_arrivals_status_and_reads(relay_server: Runnin
             await until(pilot, lambda: ("cleared", None) in injector.calls, "cleared")
             await until(pilot, lambda: counters.plain.startswith("unread 0"), "unread 0 shown")
             assert "pending 0" in counters.plain
+
+
+async def test_an_ask_is_tagged_and_prompts_as_a_question_and_so_does_its_reminder(
+    tmp_path: Path,
+) -> None:
+    server = start_server(tmp_path / "relay", "--ask-remind-after", "0.5", "--ask-reminders", "1")
+    try:
+        alice = await make_peer(server, "team", "alice", kind="codex")
+        bob = await make_peer(server, "team", "bob")
+        recorders: list[RecordingInjector] = []
+
+        def make(on_change: Callable[[Any], None]) -> InjectorLike:
+            recorders.append(RecordingInjector(on_change))
+            return recorders[-1]
+
+        async with RelayClient(server.url, alice) as a, RelayClient(server.url, bob) as b:
+            app = sidebar(a, injector=make)
+            async with app.run_test(size=(60, 40)) as pilot:
+                injector = recorders[0]
+                await until(pilot, lambda: app.stream is not None, "the stream")
+                await b.ask("alice", "which port does staging use?", timeout_s=0)
+                question = "which port does staging use?"
+                await until(pilot, lambda: question in texts(app), "the ask shown")
+                assert "? ask" in view_of(app, question).plain
+                assert "ask" in view_of(app, question).classes
+                await until(
+                    pilot,
+                    lambda: injector.calls.count(("question", "bob")) == 2,
+                    "a question prompt for the ask, then one for its reminder",
+                )
+                notes = " ".join(n.plain for n in app.query(NoteLine))
+                assert "bob still waits for your answer (reminder 1)" in notes
+
+                await b.set_state("team", "plan/step", {"n": 1})
+                await b.claim("team", ["src/**"], note="refactor")
+                await until(
+                    pilot,
+                    lambda: "⚑ bob claimed src/** in #team" in notes_of(app),
+                    "the claim line",
+                )
+                assert '⚙ bob set plan/step = {"n":1} (v1) in #team' in notes_of(app)
+                await pilot.press("ctrl+t")
+                await until(pilot, lambda: "#team claims:" in notes_of(app), "the board")
+                assert "src/** held by bob until" in notes_of(app)
+                assert '  plan/step = {"n":1} (v1, bob)' in notes_of(app)
+    finally:
+        server.stop()
+
+
+def notes_of(app: RelayTui) -> str:
+    return "\n".join(n.plain for n in app.query(NoteLine))
 
 
 async def test_while_the_agents_hook_delivers_the_sidebar_does_not_prompt(

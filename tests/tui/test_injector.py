@@ -179,6 +179,20 @@ def test_a_burst_within_the_window_becomes_one_prompt() -> None:
     assert pastes(commands) == [PROMPT_5]
 
 
+def test_an_ask_or_its_reminder_makes_the_prompt_say_who_asks_a_question() -> None:
+    m = InjectorMachine(SETTINGS)
+    m.arrival("alice", 1, 0.0)
+    m.arrival("bob", 2, 0.1, ask=True)
+    commands: list[Command] = m.tick(1.0)
+    commands += m.observed(IDLE, 1.0)
+    commands += m.tick(1.5)
+    commands += m.observed(IDLE, 1.5)
+    assert pastes(commands) == [
+        "relay: 2 new message(s) from alice and bob. Call read_new_messages to read them."
+        " A question from bob waits for your answer: answer it with send_dm, reply_to its id."
+    ]
+
+
 def test_a_repeated_event_id_counts_once() -> None:
     m = InjectorMachine(SETTINGS)
     m.arrival("alice", 7, 0.0)

@@ -18,7 +18,7 @@ import pytest
 from textual.pilot import Pilot
 
 from relay.client import StreamEvent
-from relay.protocol import Message, Peer
+from relay.protocol import Claim, Message, Peer, StateEntry
 from relay.tui.app import InjectorLike, RelayTui
 from relay.tui.settings import TuiSettings
 from relay.tui.stream import ConnectionView, Phase
@@ -43,7 +43,7 @@ class FixedInjector:
         self._view = view
         self.calls: list[tuple[str, Any]] = []
 
-    def arrival(self, sender: str, event_id: int) -> None:
+    def arrival(self, sender: str, event_id: int, *, ask: bool = False) -> None:
         self.calls.append(("arrival", sender))
 
     def agent_status(self, status: str) -> None:
@@ -159,3 +159,55 @@ def test_reconnecting_counts_down_at_40_columns(snap_compare: SnapCompare) -> No
         await settle(pilot)
 
     assert snap_compare(sidebar(PENDING), terminal_size=(40, 30), run_before=dropped)
+
+
+def test_coordination_lines_an_ask_and_the_board_at_40_columns(snap_compare: SnapCompare) -> None:
+    """An ask is tagged `? ask`; state and claim changes, a reminder and the ctrl+t board
+    are one compact line each, a hostile key or note made inert."""
+
+    async def coordinating(pilot: Pilot[None]) -> None:
+        app = pilot.app
+        assert isinstance(app, RelayTui)
+        await conversation(pilot)
+        ask = msg(6, "bob", "which port does staging use?", to=["alice"], ask=True)
+        app.apply_event(StreamEvent(6, "dm", ask.wire()))
+        app.apply_event(StreamEvent(7, "state_changed", STATE_CHANGE))
+        app.apply_event(StreamEvent(8, "claim_changed", CLAIM_CHANGE))
+        app.apply_event(StreamEvent(9, "ask_reminder", REMINDER))
+        app.show_board("backend", [StateEntry(**STATE_CHANGE)], [Claim(**CLAIM)])
+        await settle(pilot)
+
+    assert snap_compare(sidebar(), terminal_size=(40, 40), run_before=coordinating)
+
+
+STATE_CHANGE: dict[str, Any] = {
+    "group": "backend",
+    "key": "plan/step",
+    "value": {"n": 3, "owner": "bob\x1b[2J"},
+    "version": 4,
+    "updated_by": "carol",
+    "updated_at": T0 + 420,
+}
+CLAIM: dict[str, Any] = {
+    "group": "backend",
+    "resource": "src/login/**",
+    "holder": "bob",
+    "note": "cookie race\x1b]0;x\x07",
+    "claimed_at": T0 + 480,
+    "expires_at": T0 + 1380,
+}
+CLAIM_CHANGE: dict[str, Any] = {
+    "group": "backend",
+    "holder": "bob",
+    "action": "claimed",
+    "claims": [CLAIM],
+}
+REMINDER: dict[str, Any] = {
+    "id": "m6",
+    "group": "backend",
+    "from": "bob",
+    "to": ["alice"],
+    "reminder": 1,
+    "text": "which port does staging use?",
+    "created_at": T0 + 360,
+}

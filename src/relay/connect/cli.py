@@ -64,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="print only the message id")
 
     p = sub.add_parser(
-        "tail", help="follow messages, state changes and claims live (resumes after drops)"
+        "tail",
+        help="follow messages (asks tagged [ask]), state changes, claims and reminders live "
+        "(resumes after drops)",
     )
     p.add_argument("group", nargs="?", help="only this group")
     p.add_argument("--history", type=int, default=0, metavar="N", help="first print N past")
@@ -140,6 +142,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("claims", help="live claims: who holds what, until when")
     p.add_argument("group", nargs="?")
     p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser(
+        "ask", help="DM a question and wait for the answer (exit 3: none before the timeout)"
+    )
+    p.add_argument("to", metavar="PEER", help="who to ask (several: bob,carol)")
+    p.add_argument("question", help="the question ('-' reads stdin)")
+    p.add_argument("--group", help="the group you share with them, if several")
+    p.add_argument(
+        "--timeout", type=float, metavar="S", help="seconds to wait (default 60, <= 120)"
+    )
+    p.add_argument("--json", action="store_true", help="the ask and its answer as JSON")
 
     sub.add_parser("doctor", help="check server, TLS, token, tmux and agent config")
 

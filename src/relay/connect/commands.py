@@ -20,7 +20,7 @@ import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from relay.client import RelayClient, StreamEvent
 from relay.connect.doctor import run_checks
@@ -33,11 +33,21 @@ from relay.connect.secretfiles import (
     read_secret_file,
 )
 from relay.credentials import Credential, CredentialStore, normalise_server
-from relay.protocol import Claim, ClaimChanged, Message, Peer, StateChanged, StateEntry
+from relay.protocol import (
+    AskReminder,
+    Claim,
+    ClaimChanged,
+    Message,
+    Peer,
+    StateChanged,
+    StateEntry,
+)
 from relay.sinks import terminal_safe
 
 __all__ = [
+    "NO_ANSWER_STATUS",
     "Identity",
+    "cmd_ask",
     "cmd_claim",
     "cmd_claims",
     "cmd_doctor",
@@ -55,6 +65,7 @@ __all__ = [
     "format_entry",
     "format_message",
     "format_peer",
+    "format_reminder",
     "resolve_identity",
 ]
 
@@ -122,6 +133,8 @@ def format_message(message: Message) -> str:
     """One message for a terminal: the header on one line, the text as sent, controls shown."""
     to = f" -> {', '.join(message.to)}" if message.to else ""
     reply = f" (re {message.reply_to})" if message.reply_to else ""
+    if message.ask:
+        reply += " [ask]"
     head = terminal_safe(
         f"[{message.group} #{message.seq}] {message.from_}{to}{reply}", keep_newlines=False
     )
@@ -199,6 +212,14 @@ def _show(event: StreamEvent, group: str | None, as_json: bool) -> bool:
             line = _json({**event.data, "type": event.type, "event_id": event.id})
         else:
             line = format_change(event.type, event.data)
+    elif event.type == "ask_reminder":
+        reminder = AskReminder.model_validate(event.data)
+        if group and reminder.group != group:
+            return False
+        if as_json:
+            line = _json({**event.data, "type": event.type, "event_id": event.id})
+        else:
+            line = format_reminder(reminder)
     elif event.type in ("peer_joined", "peer_left", "peer_status", "notice"):
         if as_json:
             line = _json({**event.data, "type": event.type, "event_id": event.id})
@@ -210,6 +231,37 @@ def _show(event: StreamEvent, group: str | None, as_json: bool) -> bool:
         return False
     print(line, flush=True)
     return event.type in ("message", "dm")
+
+
+def format_reminder(reminder: AskReminder) -> str:
+    """An `ask_reminder` event as one line: whose question waits, its id and start."""
+    text = " ".join(reminder.text.split())
+    line = (
+        f"* ask [{reminder.group}] {reminder.from_} still waits for your answer to "
+        f"{reminder.id} (reminder {reminder.reminder}): {text[:120]}"
+    )
+    return terminal_safe(line, keep_newlines=False)
+
+
+NO_ANSWER_STATUS: Final = 3
+"""`relay ask`'s exit status when the timeout passed before an answer."""
+
+
+async def cmd_ask(args: argparse.Namespace, ident: Identity) -> int:
+    server, token = _need(ident)
+    question = sys.stdin.read() if args.question == "-" else args.question
+    to = [name for name in args.to.split(",") if name]
+    async with RelayClient(server, token, timeout=30) as client:
+        result = await client.ask(
+            to if len(to) > 1 else args.to, question, group=args.group, timeout_s=args.timeout
+        )
+    if args.json:
+        _print_json(result.model_dump(mode="json", by_alias=True))
+    elif result.answer is not None:
+        print(format_message(result.answer), flush=True)
+    else:
+        _say(f"no answer yet to ask {result.ask.id}; it will arrive as a reply to it")
+    return 0 if result.answered else NO_ANSWER_STATUS
 
 
 def format_change(kind: str, data: dict[str, Any]) -> str:
@@ -450,4 +502,6 @@ async def dispatch(args: argparse.Namespace, store: CredentialStore) -> int:
             return await cmd_release(args, ident)
         case "claims":
             return await cmd_claims(args, ident)
+        case "ask":
+            return await cmd_ask(args, ident)
     raise ConnectError(f"unknown command {args.command}")

@@ -7,7 +7,9 @@ turn, with nothing typed into the terminal (inside tmux or not). The waiter
 long-polls the relay (`GET /v1/unread/summary`) for this peer's messages after the
 last ones it woke the agent for, and exits 2 with a short notice: counts, sender and
 group names (validated names, made inert), and the word `read_new_messages` — never
-a message body. On `SessionStart` it first hands over relay-connect's one-time
+a message body. An ask, or a due reminder of one still unanswered (which wakes it with
+no new message: the summary counts `reminders`), makes the notice say a question from
+whom waits for an answer. On `SessionStart` it first hands over relay-connect's one-time
 registration prompt, if one waits (`pending_hook_prompt_path`), so the agent
 registers once it has the relay's tools.
 
@@ -84,20 +86,42 @@ def notice_text(summaries: list[UnreadSummary]) -> str:
     ...                   groups=["team"], unread=3)
     >>> notice_text([s])
     'relay: 3 new messages (1 direct) from alice, bob in team. Call the relay tool read_new_messages to read them, then answer with send_message or send_dm (reply_to the message) if useful.'
+
+    An ask (a question that waits for an answer) and a reminder of one say so, and who
+    asked:
+
+    >>> r = UnreadSummary(cursor=12, count=0, direct=0, senders=[], groups=[], unread=0,
+    ...                   reminders=1, askers=["alice"])
+    >>> notice_text([r])
+    'relay: reminder: a question from alice waits for your answer. Call the relay tool read_new_messages to see it, then answer it with send_dm (reply_to its id).'
     """  # noqa: E501
     count = sum(s.count for s in summaries)
     direct = sum(s.direct for s in summaries)
+    asks = sum(s.asks for s in summaries)
     senders = list(dict.fromkeys(safe_name(n) for s in summaries for n in s.senders))
     groups = list(
         dict.fromkeys(g if is_group_name(g) else "a group" for s in summaries for g in s.groups)
     )
+    askers = ", ".join(dict.fromkeys(safe_name(n) for s in summaries for n in s.askers))
+    if not count:
+        return (
+            f"relay: reminder: a question from {askers or 'a peer'} waits for your answer. "
+            "Call the relay tool read_new_messages to see it, then answer it with send_dm "
+            "(reply_to its id)."
+        )
     what = f"{count} new message{'s' if count != 1 else ''}"
     if direct:
         what += f" ({direct} direct)"
+    question = ""
+    if asks or any(s.reminders for s in summaries):
+        question = (
+            f" A question from {askers or 'a peer'} waits for your answer: answer it with "
+            "send_dm (reply_to its id)."
+        )
     return (
         f"relay: {what} from {', '.join(senders)} in {', '.join(groups)}. Call the relay tool "
         "read_new_messages to read them, then answer with send_message or send_dm "
-        "(reply_to the message) if useful."
+        f"(reply_to the message) if useful.{question}"
     )
 
 
@@ -271,7 +295,7 @@ class Waiter:
                 after = self._woke_after(cred.server)
                 try:
                     summary = await client.unread_summary(after, LONG_POLL_S)
-                    if summary.count:
+                    if summary.count or summary.reminders:
                         return cred, await self._burst(client, after, summary)
                 except AuthError as exc:
                     raise _Revoked from exc
@@ -288,7 +312,7 @@ class Waiter:
         while time.monotonic() < until:
             await asyncio.sleep(QUIET_S)
             more = await client.unread_summary(after, 0)
-            if more.count == summary.count:
+            if (more.count, more.reminders) == (summary.count, summary.reminders):
                 break
             summary = more
         return summary

@@ -21,7 +21,7 @@ from typing import Any, Final
 __all__ = ["ConfigError", "ServerConfig", "build_parser", "default_data_dir"]
 
 ENGINES: Final = ("sqlite", "memory", "nats")
-TOOL_GROUPS: Final = ("state", "claims")
+TOOL_GROUPS: Final = ("state", "claims", "asks")
 """What `--disable-tools` can leave out of /mcp."""
 
 
@@ -84,8 +84,13 @@ class ServerConfig:
     """Shared state changes per second per peer, sustained; bursts of 3x pass."""
     claim_rate: float = 5.0
     """Claims and releases per second per peer, sustained; bursts of 3x pass."""
+    ask_remind_after: float = 300.0
+    """An unanswered ask is reminded to its recipients this many seconds after it was sent
+    (and after each reminder)."""
+    ask_reminders: int = 2
+    """Reminders of one unanswered ask, at most (0: none)."""
     disabled_tools: tuple[str, ...] = ()
-    """Groups of MCP tools left out of /mcp (`state`, `claims`); their routes stay."""
+    """Groups of MCP tools left out of /mcp (`state`, `claims`, `asks`); their routes stay."""
 
     @classmethod
     def from_args(
@@ -144,6 +149,8 @@ class ServerConfig:
                 ),
                 state_rate=float(pick(args.state_rate, "STATE_RATE", 10.0)),
                 claim_rate=float(pick(args.claim_rate, "CLAIM_RATE", 5.0)),
+                ask_remind_after=float(pick(args.ask_remind_after, "ASK_REMIND_AFTER", 300.0)),
+                ask_reminders=int(pick(args.ask_reminders, "ASK_REMINDERS", 2)),
                 disabled_tools=_csv(pick(args.disable_tools, "DISABLE_TOOLS", "")),
             )
         except ValueError as exc:
@@ -174,6 +181,10 @@ class ServerConfig:
             raise ConfigError("--update-rate and --join-rate must be above 0")
         if self.state_rate <= 0 or self.claim_rate <= 0:
             raise ConfigError("--state-rate and --claim-rate must be above 0")
+        if not 0.1 <= self.ask_remind_after <= 7 * 86_400:
+            raise ConfigError("--ask-remind-after must be from 0.1 s to 7 days (604800)")
+        if not 0 <= self.ask_reminders <= 10:
+            raise ConfigError("--ask-reminders must be from 0 to 10")
         unknown = sorted(set(self.disabled_tools) - set(TOOL_GROUPS))
         if unknown:
             raise ConfigError(
@@ -251,7 +262,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("--state-rate", type=float, help="shared state changes per second per peer (default 10)")
     add("--claim-rate", type=float, help="claims and releases per second per peer (default 5)")
     add(
+        "--ask-remind-after",
+        type=float,
+        help="seconds before an unanswered ask is reminded, and between reminders (default 300)",
+    )
+    add("--ask-reminders", type=int, help="reminders of one unanswered ask, at most (default 2)")
+    add(
         "--disable-tools",
-        help="comma-separated tool groups to leave out of /mcp: state, claims",
+        help="comma-separated tool groups to leave out of /mcp: state, claims, asks",
     )
     return parser

@@ -34,7 +34,15 @@ from relay.server.engines import Engine, LocalEngine
 from relay.server.errors import RelayServerError, Unavailable
 from relay.server.hub import Hub
 from relay.server.metrics import Metrics
-from relay.server.records import MessagePosted, PeerRevoked, Record, TokenRevoked, decode, encode
+from relay.server.records import (
+    AskReminded,
+    MessagePosted,
+    PeerRevoked,
+    Record,
+    TokenRevoked,
+    decode,
+    encode,
+)
 from relay.server.state import Applied, RelayState
 
 __all__ = ["Journal"]
@@ -68,7 +76,7 @@ class Journal:
         self._follower: asyncio.Task[None] | None = None
         self.closing = False
         self.after_apply: Callable[[Record], None] = lambda record: None
-        """Told of every record applied live (the claim keeper listens)."""
+        """Told of every record applied live (the claim keeper and ask reminder listen)."""
 
     async def start(self) -> None:
         """Open the engine, replay the whole log, then apply new records as they commit."""
@@ -158,6 +166,8 @@ class Journal:
         if isinstance(record, MessagePosted):
             self.metrics.messages += 1
             self.arrivals.arrived(event.audience, record.from_id)
+        elif isinstance(record, AskReminded):
+            self.arrivals.reminded(event.audience)  # wakes the hook's long poll
 
     def _claim(self, raw: bytes) -> _Pending | None:
         """The oldest commit of these bytes by this process, now that the log has them."""

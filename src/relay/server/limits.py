@@ -32,6 +32,7 @@ __all__ = [
     "MAX_CLAIM_TTL_S",
     "MAX_DM_RECIPIENTS",
     "MAX_FILTER_SCANS",
+    "MAX_PENDING_ASKS",
     "MAX_RESOURCES_PER_CLAIM",
     "MAX_RESULT_BYTES",
     "MAX_STATE_KEYS_PER_GROUP",
@@ -53,6 +54,8 @@ MAX_RESULT_BYTES: Final = 200_000
 """Message text in one read or history answer, at most (one message always fits): an
 answer stays well under what MCP clients accept in one event (1 MiB), and no call
 makes the relay build a response of every message at once."""
+MAX_PENDING_ASKS: Final = 20
+"""Unanswered asks listed to their recipient (the newest; older ones stay pending)."""
 MAX_STATE_KEYS_PER_GROUP: Final = 1000
 """Keys of shared state one group may hold (deleted keys do not count)."""
 MAX_CLAIMS_PER_PEER: Final = 64

@@ -1,7 +1,7 @@
-"""The MCP tools of coordination beyond chat: a group's shared state and its claims.
+"""The MCP tools of coordination beyond chat: a group's shared state, its claims, asks.
 
 Registered with the same `@tool` registry as `mcp_tools` (which imports this module),
-in the tool groups `state` and `claims` that `--disable-tools` can leave out. Values and
+in the tool groups `state`, `claims` and `asks` that `--disable-tools` can leave out. Values and
 notes reach the model through the `relay.sinks` door, like every peer field.
 """
 
@@ -13,14 +13,29 @@ from typing import Annotated, Any, Final
 from fastmcp.tools import ToolResult
 from pydantic import BaseModel, Field
 
-from relay.protocol import STATE_KEY_PATTERN, Claim, StateEntry
+from relay.protocol import STATE_KEY_PATTERN, AskResult, Claim, StateEntry
 from relay.server.globs import MAX_PATTERN_LENGTH
-from relay.server.limits import MAX_CLAIM_NOTE, MAX_CLAIM_TTL_S, MAX_RESOURCES_PER_CLAIM
-from relay.server.mcp_kit import Call, GroupName, hints, limits, output_schema, tool
+from relay.server.limits import (
+    MAX_CLAIM_NOTE,
+    MAX_CLAIM_TTL_S,
+    MAX_DM_RECIPIENTS,
+    MAX_RESOURCES_PER_CLAIM,
+    MAX_WAIT_S,
+)
+from relay.server.mcp_kit import (
+    Call,
+    GroupName,
+    MessageText,
+    PeerName,
+    hints,
+    limits,
+    output_schema,
+    tool,
+)
 from relay.server.values import encode_value
-from relay.sinks import for_model_line
+from relay.sinks import for_model, for_model_line
 
-__all__ = ["claim", "get_state", "list_claims", "release", "set_state"]
+__all__ = ["ask", "claim", "get_state", "list_claims", "release", "set_state"]
 
 _VALUE_PREVIEW: Final = 2000
 """Characters of a value shown in the text for the model (the structured content has it all)."""
@@ -206,4 +221,42 @@ async def list_claims(
     return ToolResult(
         content="\n".join(_claim_line(c) for c in found) or "No claims.",
         structured_content={"claims": [c.model_dump() for c in found]},
+    )
+
+
+@tool(
+    title="Ask a question",
+    annotations=hints(),
+    output_schema=output_schema(AskResult),
+    group="asks",
+)
+async def ask(
+    call: Call,
+    to: Annotated[
+        PeerName | Annotated[list[PeerName], limits(minItems=1, maxItems=MAX_DM_RECIPIENTS)],
+        Field(description="a peer name or a list of names"),
+    ],
+    question: Annotated[MessageText, Field(description="your question")],
+    group: Annotated[
+        GroupName | None, Field(description="the group you share with them, if several")
+    ] = None,
+    timeout_s: Annotated[
+        float | None,
+        Field(description="seconds to wait (default 60)"),
+        limits(minimum=0, maximum=MAX_WAIT_S),
+    ] = None,
+) -> ToolResult:
+    """DM a question and wait for the answer (a reply to it); at the timeout, returns the
+    ask's id and the answer comes later as a reply."""
+    result = await call.relay.asks.ask(call.caller, to, question, group, timeout_s)
+    answer = result.answer
+    if answer is None:
+        text = (
+            f"No answer yet to ask {result.ask.id}; it arrives later as a reply to it "
+            "(message_status shows who answered)."
+        )
+    else:
+        text = f"{for_model_line(answer.from_)} answered ({answer.id}):\n{for_model(answer.text)}"
+    return ToolResult(
+        content=text, structured_content=result.model_dump(mode="json", by_alias=True)
     )

@@ -348,9 +348,10 @@ def make_server(relay: Relay, instructions: str) -> FastMCP:
             annotations=registered.annotations,
             output_schema=registered.output_schema,
         )
-        message = made.parameters.get("properties", {}).get("message")
-        if message is not None:
-            message["maxLength"] = relay.config.max_message_bytes
+        for name in ("message", "question"):  # message text (`ask` calls it a question)
+            text = made.parameters.get("properties", {}).get(name)
+            if text is not None:
+                text["maxLength"] = relay.config.max_message_bytes
         mcp.add_tool(made)
     # FastMCP makes its session-state store on the first tool call, importing about
     # 250 ms of modules on the event loop while every stream waits; make it now, before

@@ -73,6 +73,7 @@ from relay.server.validate import MAX_PATTERN
 from relay.sinks import for_model, for_model_line
 
 __all__ = [
+    "ASK_INSTRUCTIONS",
     "CLAIMS_INSTRUCTIONS",
     "INSTRUCTIONS",
     "STATE_INSTRUCTIONS",
@@ -128,9 +129,17 @@ messages; read it with `get_state`. To change what others may change, pass the \
 """
 
 
+ASK_INSTRUCTIONS: Final = """\
+- A message marked `(ask)` waits for your answer: `send_dm` with `reply_to` its id. `ask` \
+asks and waits for the answer.
+"""
+
+
 def instructions(disabled: tuple[str, ...] = ()) -> str:
     """The MCP instructions, with the lines of the tool groups not in `disabled`."""
     text = INSTRUCTIONS
+    if "asks" not in disabled:
+        text += ASK_INSTRUCTIONS
     if "claims" not in disabled:
         text += CLAIMS_INSTRUCTIONS
     if "state" not in disabled:
@@ -139,6 +148,8 @@ def instructions(disabled: tuple[str, ...] = ()) -> str:
 
 
 _MAX_TEXT_PREVIEW: Final = 4000
+_ASK_PREVIEW: Final = 300
+"""Characters of an earlier ask shown again while it waits for an answer."""
 
 
 def _when(ts: float) -> str:
@@ -151,9 +162,18 @@ def _line(m: Message) -> str:
     to = ", ".join(line(n) for n in m.to or ())
     where = f"#{line(m.group)}" if m.to is None else f"DM in #{line(m.group)} to {to}"
     reply = f" (reply to {line(m.reply_to)})" if m.reply_to else ""
+    if m.ask:
+        reply += " (ask)"
     text = m.text if len(m.text) <= _MAX_TEXT_PREVIEW else m.text[:_MAX_TEXT_PREVIEW] + " [...]"
     header = f"[{line(m.id)}] {_when(m.created_at)} {line(m.from_)} → {where}{reply}:"
     return f"{header}\n{for_model(text)}"
+
+
+def _ask_line(m: Message) -> str:
+    """An earlier ask on one line: id, asker and the question's start."""
+    line = for_model_line
+    text = m.text if len(m.text) <= _ASK_PREVIEW else m.text[:_ASK_PREVIEW] + "..."
+    return f"[{line(m.id)}] from {line(m.from_)}: {line(text)}"
 
 
 def _peer_line(p: Peer) -> str:
@@ -208,6 +228,8 @@ class _MessagesResult(BaseModel):
     count: int
     scan_truncated: bool = False
     """Only in a `get_history` answer whose filter stopped at its scan budget."""
+    pending_asks: list[Message] | None = None
+    """Only from `read_new_messages`: asks you have not answered yet."""
 
 
 class _PeersResult(BaseModel):
@@ -337,13 +359,20 @@ async def read_new_messages(
     call: Call,
     limit: Annotated[Limit | None, Field(description="at most this many")] = None,
 ) -> ToolResult:
-    """Your unread group posts and DMs, oldest first; marks them read.
+    """Your unread group posts and DMs, oldest first; marks them read. Lists unanswered
+    asks too.
 
     One call returns at most about 200 KB of text; it says when more remain."""
     found = await call.relay.messages.read_new(call.peer, limit)
     more = limit is None and bool(call.relay.state.unread(call.peer.id, 1))
     note = "More unread messages remain: call read_new_messages again." if more else ""
-    return _messages(found, "No new messages.", note=note)
+    pending = call.relay.asks.pending(call.peer)
+    earlier = [m for m in pending if m.id not in {f.id for f in found}]
+    if earlier:  # the new ones are marked (ask) above
+        listed = "\n".join(f"- {_ask_line(m)}" for m in earlier)
+        waiting = f"Asks still waiting for your answer (send_dm, reply_to the id):\n{listed}"
+        note = f"{note}\n\n{waiting}" if note else waiting
+    return _messages(found, "No new messages.", note=note, pending_asks=[m.wire() for m in pending])
 
 
 @tool(
@@ -494,12 +523,15 @@ async def message_status(
     call: Call,
     message_id: Annotated[str, Field(description="the id of a message you sent")],
 ) -> ToolResult:
-    """Per recipient of a message: delivered to a live stream or not, read or not. Use it
+    """Per recipient of a message: delivered to a live stream or not, read or not (answered,
+    for an ask). Use it
     to check whether someone has seen what you sent before you send it again."""
     status = call.relay.messages.message_status(call.peer, message_id)
+    answered = {True: ", answered", False: ", not answered", None: ""}
     lines = [
         f"- {r.name}: {'read' if r.read else 'unread'}, "
         f"{'delivered' if r.delivered else 'not delivered'} ({r.delivery})"
+        f"{answered[r.answered]}"
         for r in status.recipients
     ]
     return ToolResult(

@@ -17,6 +17,7 @@ from relay.server.access import (
     reply_target,
     require_peer,
 )
+from relay.server.asks import AskState
 from relay.server.errors import BadRequest, NotFound
 from relay.server.limits import (
     MAX_DM_RECIPIENTS,
@@ -115,15 +116,17 @@ class Messaging(Operations):
         text: object,
         group: object = None,
         reply_to: object = None,
+        *,
+        ask: bool = False,
     ) -> tuple[Message, list[RecipientStatus]]:
+        """A DM to `to` (an ask, waiting for an answer, with `ask`)."""
         chosen, recipients = self.resolve_recipients(peer, to, group)
         body = check_text(text, self.config.max_message_bytes)
         reply = reply_target(self.state, peer, reply_to)
         self.limits.take("message", peer.id)
         now = self.clock()
-        record = MessagePosted(
-            _message_id(now), chosen, peer.id, body, now, tuple(r.id for r in recipients), reply
-        )
+        ids = tuple(r.id for r in recipients)
+        record = MessagePosted(_message_id(now), chosen, peer.id, body, now, ids, reply, ask)
         applied = await self.journal.commit(record)
         self.presence.sync(peer.id)
         states = [
@@ -132,6 +135,7 @@ class Messaging(Operations):
                 delivery="live" if self.hub.live(r.id) else "queued",
                 delivered=False,
                 read=False,
+                answered=False if ask else None,
             )
             for r in recipients
         ]
@@ -175,21 +179,40 @@ class Messaging(Operations):
         if after > self.state.head:
             after = 0
         unread = self.state.unread(peer.id)
-        if wait_s > 0 and not any(log_id > after for log_id, _ in unread):
-            await self.arrivals.wait(peer.id, wait_s)
+        reminded = self._reminded(peer, after)
+        if wait_s > 0 and not reminded and not any(log_id > after for log_id, _ in unread):
+            await self.arrivals.wait(peer.id, wait_s, reminders=True)
             recheck(self.state, self.metrics, caller)
             unread = self.state.unread(peer.id)
+            reminded = self._reminded(peer, after)
         new = [(log_id, message) for log_id, message in unread if log_id > after]
         senders = list(dict.fromkeys(m.from_ for _, m in new))
         groups = list(dict.fromkeys(m.group for _, m in new))
+        askers = [m.from_ for _, m in new if m.ask] + [
+            self.state.peer(ask.from_id).name for ask in reminded
+        ]
+        cursor = max(
+            [after, *(log_id for log_id, _ in new), *(a.reminded_log_id for a in reminded)]
+        )
         return UnreadSummary(
-            cursor=new[-1][0] if new else after,
+            cursor=cursor,
             count=len(new),
             direct=sum(m.is_dm for _, m in new),
             senders=senders[:MAX_SUMMARY_NAMES],
             groups=groups[:MAX_SUMMARY_NAMES],
             unread=len(unread),
+            asks=sum(m.ask for _, m in new),
+            reminders=len(reminded),
+            askers=list(dict.fromkeys(askers))[:MAX_SUMMARY_NAMES],
         )
+
+    def _reminded(self, peer: PeerState, after: int) -> list[AskState]:
+        """Asks `peer` owes an answer that were reminded after event id `after`."""
+        return [
+            ask
+            for ask in self.state.asks.pending_for(peer.id)
+            if ask.reminded_log_id > after and ask.group in peer.groups
+        ]
 
     def unread(self, peer: PeerState) -> list[Message]:
         return [m for _, m in self.state.unread(peer.id)]
@@ -254,6 +277,7 @@ class Messaging(Operations):
             ids = [
                 pid for pid in self.state.groups[message.group].members.values() if pid != from_id
             ]
+        ask = self.state.asks.get(message_id) if message.ask else None
         recipients = []
         for pid in ids:
             other = self.state.peer(pid)
@@ -265,6 +289,7 @@ class Messaging(Operations):
                     delivery="live" if self.hub.live(pid) else "queued",
                     delivered=delivered,
                     read=read,
+                    answered=None if ask is None else pid in ask.answers,
                 )
             )
         return MessageStatus(message=message, recipients=sorted(recipients, key=lambda r: r.name))

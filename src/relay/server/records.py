@@ -34,6 +34,7 @@ from relay.server.limits import MAX_CLAIM_NOTE, MAX_RESOURCES_PER_CLAIM
 from relay.server.values import value_error
 
 __all__ = [
+    "AskReminded",
     "ClaimsExpired",
     "ClaimsReleased",
     "ClaimsTaken",
@@ -136,6 +137,8 @@ class MessagePosted:
     at: float
     to_ids: tuple[str, ...] | None = None
     reply_to: str | None = None
+    ask: bool = False
+    """A DM that waits for an answer (`ask`); written only when true."""
     TAG: ClassVar[str] = "msg"
 
 
@@ -201,6 +204,18 @@ class ClaimsExpired:
     TAG: ClassVar[str] = "expire"
 
 
+@dataclass(frozen=True, slots=True)
+class AskReminded:
+    """The ask `message_id` (still unanswered) is reminded for the `count`-th time. Every
+    relay process may append one when it is due; only the one whose `count` follows the
+    ask's reminders so far changes anything, so each reminder is made once."""
+
+    message_id: str
+    at: float
+    count: int
+    TAG: ClassVar[str] = "remind"
+
+
 Record = (
     GroupCreated
     | Joined
@@ -216,6 +231,7 @@ Record = (
     | ClaimsTaken
     | ClaimsReleased
     | ClaimsExpired
+    | AskReminded
 )
 
 _BY_TAG: Final[dict[str, type[Record]]] = {
@@ -235,6 +251,7 @@ _BY_TAG: Final[dict[str, type[Record]]] = {
         ClaimsTaken,
         ClaimsReleased,
         ClaimsExpired,
+        AskReminded,
     )
 }
 
@@ -242,6 +259,8 @@ _BY_TAG: Final[dict[str, type[Record]]] = {
 _FIELDS: Final[dict[type[Record], tuple[str, ...]]] = {
     cls: tuple(f.name for f in fields(cls)) for cls in _BY_TAG.values()
 }
+_WRITTEN_WHEN_TRUE: Final = frozenset({"ask"})
+"""Flags left out of a record while false, so the records of plain messages stay as they were."""
 _JSON: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 """One encoder for every record: `json.dumps` with options builds a new one per call."""
 
@@ -254,7 +273,10 @@ def encode(record: Record) -> bytes:
     """
     body: dict[str, Any] = {"t": record.TAG}
     for name in _FIELDS[type(record)]:
-        body[name] = getattr(record, name)
+        value = getattr(record, name)
+        if value is False and name in _WRITTEN_WHEN_TRUE:
+            continue
+        body[name] = value
     return _JSON.encode(body).encode()
 
 
@@ -360,6 +382,8 @@ def check_record(record: Record) -> None:
                 raise _fail(record, "bad id or text")
             if record.reply_to is not None and not _is_id(record.reply_to):
                 raise _fail(record, "bad reply_to")
+            if not isinstance(record.ask, bool) or (record.ask and record.to_ids is None):
+                raise _fail(record, "bad ask")
             if record.to_ids is not None and (
                 not isinstance(record.to_ids, tuple)
                 or not 1 <= len(record.to_ids) <= 100
@@ -400,6 +424,9 @@ def check_record(record: Record) -> None:
                 )
             ):
                 raise _fail(record, "bad claims")
+        case AskReminded():
+            if not _is_id(record.message_id) or not _is_count(record.count) or record.count < 1:
+                raise _fail(record, "bad ask or count")
         case _:
             pass
 

@@ -7,11 +7,13 @@
     await relay.members.join("team", secret, {"name": "alice"})
 
 A write goes from an operation (`members`: groups, peers, tokens; `messages`:
-posts, DMs, reading, history; `coordination`: shared state and claims) through its
+posts, DMs, reading, history; `coordination`: shared state and claims; `asks`: asks
+that wait for an answer) through its
 checks (`access`, `validate`, `limits`) to the `Journal`, which returns once the
 record is durable, applied to the `RelayState` and delivered to the live streams
 (`Hub`) and waiting calls (`Arrivals`). `Presence` says who is online; the
-`ClaimKeeper` ends claims that ran out or whose holder left or lost its last token.
+`ClaimKeeper` ends claims that ran out or whose holder left or lost its last token; the
+`AskReminder` reminds the recipients of unanswered asks.
 
 Both front ends (`mcp_tools`, `routes`) call these with the `Caller` the bearer
 token resolved to; nothing here trusts a name from a request.
@@ -26,6 +28,7 @@ from relay.protocol import Peer
 from relay.server import auth
 from relay.server.access import Caller, require_peer
 from relay.server.arrivals import Arrivals
+from relay.server.asking import Asking
 from relay.server.config import ServerConfig
 from relay.server.coordination import Coordination
 from relay.server.engines import Engine
@@ -39,6 +42,8 @@ from relay.server.messaging import Messaging
 from relay.server.metrics import Metrics
 from relay.server.parts import Parts
 from relay.server.presence import Presence
+from relay.server.records import Record
+from relay.server.reminders import AskReminder
 from relay.server.state import PeerState, RelayState
 
 __all__ = ["Caller", "Relay"]
@@ -86,8 +91,20 @@ class Relay:
         self.members = Membership(parts, operator_hash=self._operator_hash)
         self.messages = Messaging(parts)
         self.coordination = Coordination(parts)
+        self.asks = Asking(parts, self.messages)
         self.keeper = ClaimKeeper(self.state, self.journal.commit, clock)
-        self.journal.after_apply = self.keeper.applied
+        self.reminder = AskReminder(
+            self.state,
+            self.journal.commit,
+            clock,
+            after_s=config.ask_remind_after,
+            most=config.ask_reminders,
+        )
+        self.journal.after_apply = self._applied
+
+    def _applied(self, record: Record) -> None:
+        self.keeper.applied(record)
+        self.reminder.applied(record)
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -95,6 +112,7 @@ class Relay:
         await self.journal.start()
         self.presence.start()
         self.keeper.start()
+        self.reminder.start()
 
     @property
     def closing(self) -> bool:
@@ -111,6 +129,7 @@ class Relay:
         self.journal.closing = True
         self.presence.closing = True
         self.keeper.closing = True
+        self.reminder.closing = True
         self.hub.close_all()
         self.arrivals.wake_all()
 
@@ -118,6 +137,7 @@ class Relay:
         self.begin_shutdown()
         await self.presence.close()
         await self.keeper.close()
+        await self.reminder.close()
         await self.journal.close()
 
     # -- who calls ------------------------------------------------------------------

@@ -236,6 +236,23 @@ async def _unread_summary(request: Request) -> Response:
     return JSONResponse(summary.model_dump())
 
 
+async def _ask(request: Request) -> Response:
+    relay = _relay(request)
+    caller = _caller(request)
+    body = await _body(request)
+    _only(body, {"to", "question", "group", "timeout_s"})
+    result = await relay.asks.ask(
+        caller, body.get("to"), body.get("question"), body.get("group"), body.get("timeout_s")
+    )
+    return JSONResponse(result.model_dump(mode="json", by_alias=True), 201)
+
+
+async def _pending_asks(request: Request) -> Response:
+    relay = _relay(request)
+    peer = relay.require_peer(_caller(request))
+    return JSONResponse({"asks": [m.wire() for m in relay.asks.pending(peer)]})
+
+
 async def _create_token(request: Request) -> Response:
     relay = _relay(request)
     peer = relay.require_peer(_caller(request))
@@ -366,6 +383,8 @@ def routes() -> list[Route]:
         Route("/v1/groups/{group}/claims", g(_list_claims), methods=["GET"]),
         Route("/v1/groups/{group}/claims", g(_claim), methods=["POST"]),
         Route("/v1/groups/{group}/claims/release", g(_release), methods=["POST"]),
+        Route("/v1/asks", g(_ask), methods=["POST"]),
+        Route("/v1/asks", g(_pending_asks), methods=["GET"]),
         Route("/v1/me", g(_me), methods=["GET"]),
         Route("/v1/messages", g(_post_message), methods=["POST"]),
         Route("/v1/peers", g(_list_peers), methods=["GET"]),

@@ -20,10 +20,12 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from relay.protocol import EventType, Message, Peer, name_key
+from relay.server.asks import Asks
 from relay.server.claims import Claims
 from relay.server.errors import Conflict, NotFound
 from relay.server.keyvalues import KeyValues
 from relay.server.records import (
+    AskReminded,
     ClaimsExpired,
     ClaimsReleased,
     ClaimsTaken,
@@ -192,6 +194,8 @@ class RelayState:
         """Each group's shared state."""
         self.claims = Claims()
         """Each group's claims."""
+        self.asks = Asks()
+        """Asks, and who still owes them an answer."""
 
     # -- applying records ---------------------------------------------------------
 
@@ -277,6 +281,8 @@ class RelayState:
                 members = {*group.members.values(), peer.id}
                 event = _event(log_id, "claim_changed", gone.model_dump(), members)
                 return Applied(event, gone.claims)
+            case AskReminded():
+                return self._apply_reminder(log_id, record)
         raise ValueError(f"unknown record {record!r}")
 
     def _apply_state(self, log_id: int, record: StateSet) -> Applied:
@@ -287,6 +293,25 @@ class RelayState:
             return Applied(result=entry)
         data = change.model_dump()
         return Applied(_event(log_id, "state_changed", data, group.members.values()), entry)
+
+    def _apply_reminder(self, log_id: int, record: AskReminded) -> Applied:
+        ask = self.asks.remind(record.message_id, record.count, log_id, record.at)
+        if ask is None:
+            return Applied()
+        audience = [pid for pid in ask.waiting if ask.group in self.groups_of(pid)]
+        stored = self._by_message_id[ask.id]
+        data = {
+            "id": ask.id,
+            "group": ask.group,
+            "from": stored.message.from_,
+            "to": [ask.waiting[pid] for pid in audience],
+            "reminder": ask.reminders,
+            "text": stored.message.text[:_REMINDER_TEXT],
+            "created_at": stored.message.created_at,
+        }
+        if not audience:
+            return Applied(result=ask)
+        return Applied(_event(log_id, "ask_reminder", data, audience), ask)
 
     def _add_token(self, token_hash: str, peer_id: str) -> None:
         before = self.tokens.get(token_hash)
@@ -389,12 +414,21 @@ class RelayState:
                 "reply_to": record.reply_to,
                 "text": record.text,
                 "created_at": record.at,
+                "ask": record.ask and to_ids is not None,
             }
         )
         stored = _Stored(log_id, message, sender.id, to_ids)
         self._messages.append(stored)
         self._message_ids.append(log_id)
         self._by_message_id[message.id] = stored
+        if message.ask:
+            names = {pid: self.peers[pid].name for pid in record.to_ids or ()}
+            self.asks.asked(log_id, message.id, record.group, sender.id, names, at=record.at)
+        if record.reply_to is not None:
+            asked = self.asks.get(record.reply_to)
+            if asked is not None:
+                seen = asked.from_id in to_ids if to_ids is not None else asked.group == group.name
+                self.asks.answer(asked.id, sender.id, message.id, visible_to_asker=seen)
         if to_ids is None:
             event = _event(log_id, "message", message.wire(), group.members.values())
         else:
@@ -556,6 +590,8 @@ def _involves(stored: _Stored, peer_id: str) -> bool:
 
 
 _JSON: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_REMINDER_TEXT: Final = 1000
+"""Characters of the question an `ask_reminder` event carries."""
 
 
 def _about(peer: PeerState) -> dict[str, Any]:

@@ -8,6 +8,10 @@ screen current from events. It feeds the injector (when there is one):
 - a `peer_status` about this peer (its agent)     -> `injector.agent_status`
 - a `read` event leaving nothing unread           -> `injector.cleared`
 - unread messages found on start (a restart)      -> `injector.arrival`, once each
+- an `ask_reminder` (a question still unanswered) -> `injector.arrival(ask=True)`
+
+`state_changed`, `claim_changed` and `ask_reminder` events are compact lines in the log
+(`relay.tui.coordination`); ctrl+t shows the group's current state and claims.
 
 While the agent's own hook has its attention (`hook_delivers`, see `relay.attention`:
 Claude Code with `relay hook-wait`), arrivals are not fed: one prompter per agent, and
@@ -40,9 +44,21 @@ from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerState
 
 from relay.client import ApiError, AuthError, Backoff, RelayClient, RelayError, StreamEvent
-from relay.protocol import Message, Peer, PeerLeft, ReadMoved, StreamNotice
+from relay.protocol import (
+    AskReminder,
+    Claim,
+    ClaimChanged,
+    Message,
+    Peer,
+    PeerLeft,
+    ReadMoved,
+    StateChanged,
+    StateEntry,
+    StreamNotice,
+)
 from relay.sinks import terminal_safe
 from relay.tui.conversation import Conversation, DraftError, Placement, Roster, parse_draft
+from relay.tui.coordination import board_lines, claim_line, reminder_line, state_line
 from relay.tui.settings import TuiSettings
 from relay.tui.stream import DEFAULT_READ_TIMEOUT_S, ConnectionView, Phase, StreamWorker
 from relay.tui.widgets import (
@@ -61,7 +77,7 @@ __all__ = ["InjectorFactory", "InjectorLike", "RelayTui"]
 class InjectorLike(Protocol):
     """The part of `relay.tui.injector.Injector` the app drives."""
 
-    def arrival(self, sender: str, event_id: int) -> None: ...
+    def arrival(self, sender: str, event_id: int, *, ask: bool = False) -> None: ...
     def agent_status(self, status: str) -> None: ...
     def cleared(self) -> None: ...
     @property
@@ -95,6 +111,7 @@ class RelayTui(App[None]):
         Binding("ctrl+r", "reply", "Reply"),
         Binding("escape", "cancel_reply", "Cancel reply", show=False),
         Binding("ctrl+g", "next_group", "Group"),
+        Binding("ctrl+t", "board", "State"),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
@@ -112,6 +129,7 @@ class RelayTui(App[None]):
     ) -> None:
         super().__init__()
         self._hook_delivers = hook_delivers
+        self._tz = tz
         self.hooked = False
         """The agent's own hook has its attention (checked every second)."""
         self.settings = settings
@@ -284,12 +302,42 @@ class RelayTui(App[None]):
             if moved.unread == 0 and self.injector is not None:
                 self.injector.cleared()
             self._refresh_counters()
+        elif event.type == "state_changed":
+            log.note(state_line(StateChanged.model_validate(event.data)))
+        elif event.type == "claim_changed":
+            log.note(claim_line(ClaimChanged.model_validate(event.data), self._tz))
+        elif event.type == "ask_reminder":
+            reminder = AskReminder.model_validate(event.data)
+            log.note(reminder_line(reminder), warn=True)
+            if self.injector is not None and not self.hooked:
+                self.injector.arrival(reminder.from_, event.id, ask=True)
         elif event.type == "notice":
             notice = StreamNotice.model_validate(event.data)
             log.note(f"relay: {notice.message}", warn=True)
             if notice.code == "replay_truncated" and self.client is not None:
                 # events were lost for good: fetch what they carried from history instead
                 self.run_worker(self._catch_up(list(self.groups)), group="catch-up")
+
+    def show_board(
+        self, group: str, entries: Iterable[StateEntry], claims: Iterable[Claim]
+    ) -> None:
+        """The group's current shared state and claims, as lines in the log (ctrl+t)."""
+        for line in board_lines(group, list(entries), list(claims), self._tz):
+            self.log_view.note(line)
+
+    def action_board(self) -> None:
+        if self.client is not None and self.group:
+            self.run_worker(self._board(self.group), group="board", exclusive=True)
+
+    async def _board(self, group: str) -> None:
+        assert self.client is not None
+        try:
+            entries = await self.client.get_state(group)
+            claims = await self.client.claims(group)
+        except RelayError as exc:
+            self.log_view.note(f"could not read the state of #{group}: {exc}", warn=True)
+            return
+        self.show_board(group, entries, claims)
 
     def _joined(self, group: str) -> None:
         """This peer joined another group (from another session): show it too."""
@@ -321,7 +369,7 @@ class RelayTui(App[None]):
             return
         self._announced.add(message.id)
         if not self.hooked:
-            self.injector.arrival(message.from_, event_id)
+            self.injector.arrival(message.from_, event_id, ask=message.ask)
 
     def _check_hook(self) -> None:
         """Follow who prompts the agent; a hook that stops hands its unread over once."""

@@ -91,9 +91,9 @@ class Injector:
         self._last_view = self._machine.view
 
     # -- inputs (from the app) --------------------------------------------------------------
-    def arrival(self, sender: str, event_id: int) -> None:
-        """A message or DM from someone else arrived."""
-        self._feed(self._machine.arrival(sender, event_id, self._clock()))
+    def arrival(self, sender: str, event_id: int, *, ask: bool = False) -> None:
+        """A message or DM from someone else arrived (`ask`: a question, or its reminder)."""
+        self._feed(self._machine.arrival(sender, event_id, self._clock(), ask=ask))
 
     def agent_status(self, status: str) -> None:
         """The own agent's status, from `peer_status` events."""

@@ -17,7 +17,8 @@ The rules (DESIGN.md, "Prompting the agent"; docs/injector.md tells them in full
   its input box is empty (no human typing) and no dialog is open (an Enter would answer
   it), in two readings in a row; a `dnd` status and watch-only mode never get a prompt;
 - arrivals within `coalesce_s` of the first become ONE prompt naming the senders and the
-  count; a read event (nothing unread) clears pending arrivals;
+  count (and, when one is an ask or the reminder of one, who asks a question); a read
+  event (nothing unread) clears pending arrivals;
 - the text goes in as a bracketed paste, and Enter follows `enter_pause_s` later only if
   the box holds that text (`prompt_text.holds_text`); after Enter the text must leave the
   box (or the hook say `working`); Enter and the paste are retried a bounded number of
@@ -124,6 +125,10 @@ class _Attempt:
 
 
 _SEEN_LIMIT: Final = 4096
+QUESTION_SUFFIX: Final = (
+    " A question from {senders} waits for your answer: answer it with send_dm, reply_to its id."
+)
+"""Added to a prompt when an arrival is an ask (or the reminder of one)."""
 
 
 class InjectorMachine:
@@ -147,6 +152,7 @@ class InjectorMachine:
         self._next_at: float | None = None  # when `tick` has something to do
         self._arrivals: dict[int, str] = {}  # event id -> sender (validated)
         self._arrived_at: dict[int, float] = {}
+        self._questions: set[int] = set()  # event ids of asks (and reminders of asks)
         self._one_offs: deque[str] = deque()
         self._seen: deque[int] = deque(maxlen=_SEEN_LIMIT)
         self._attempt: _Attempt | None = None
@@ -176,13 +182,18 @@ class InjectorMachine:
         return self._next_at
 
     # ---- inputs ---------------------------------------------------------------------------
-    def arrival(self, sender: str, event_id: int, now: float) -> list[Command]:
-        """A message or DM from someone else arrived (never the agent's own)."""
+    def arrival(
+        self, sender: str, event_id: int, now: float, *, ask: bool = False
+    ) -> list[Command]:
+        """A message or DM from someone else arrived (never the agent's own); `ask`: it is
+        a question that waits for an answer, or the reminder of one."""
         if event_id in self._arrivals or event_id in self._seen:
             return self._unchanged()
         self._seen.append(event_id)
         self._arrivals[event_id] = safe_name(sender)  # shown and typed: validated here
         self._arrived_at[event_id] = now
+        if ask:
+            self._questions.add(event_id)
         if self._phase is Phase.IDLE:
             wake_at = now + self.settings.coalesce_s
             self._enter(Phase.COALESCING, wake_at=wake_at, reason="collecting messages")
@@ -225,6 +236,7 @@ class InjectorMachine:
         A prompt already pasted is still submitted (it must not be left in the box)."""
         self._arrivals.clear()
         self._arrived_at.clear()
+        self._questions.clear()
         if (
             self._phase in (Phase.IDLE, Phase.PASTING, Phase.SUBMITTING)
             or self._one_offs
@@ -343,6 +355,7 @@ class InjectorMachine:
             for event_id in prompt.event_ids:
                 self._arrivals.pop(event_id, None)
                 self._arrived_at.pop(event_id, None)
+                self._questions.discard(event_id)
         self.delivered += 1
         self._attempt = None
         self._owned_text = None
@@ -517,6 +530,9 @@ class InjectorMachine:
             len(self._arrivals),
             self.settings.max_senders_named,
         )
+        askers = [self._arrivals[e] for e in self._arrivals if e in self._questions]
+        if askers:
+            text += format_prompt(QUESTION_SUFFIX, askers, len(askers))
         return _Prompt(text, frozenset(self._arrivals))
 
     def _owned_prompt(self, text: str) -> _Prompt:

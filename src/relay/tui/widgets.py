@@ -115,6 +115,8 @@ class MessageView(Static):
             classes.append("dm")
         if message.from_ == me:
             classes.append("mine")
+        if message.ask:
+            classes.append("ask")
         renderable = message_renderable(message, me=me, parent=parent, show_group=show_group, tz=tz)
         self.plain = "\n".join(
             part.plain for part in renderable.renderables if isinstance(part, Text)
@@ -135,6 +137,8 @@ def message_renderable(
         head.append(" → ", "magenta")
         head.append(recipients, "bold")
         head.append(" DM", "reverse magenta")
+    if message.ask:
+        head.append(" ? ask", "reverse yellow")
     if show_group:
         head.append(f" #{_word(message.group)}", "dim")
     parts: list[RenderableType] = [head]
