@@ -27,7 +27,7 @@ from fastmcp.tools import FunctionTool, ToolResult
 from pydantic import BaseModel, Field
 from pydantic.json_schema import GenerateJsonSchema
 
-from relay.protocol import GROUP_NAME_PATTERN, PEER_NAME_PATTERN
+from relay.protocol import GROUP_NAME_PATTERN, IDEMPOTENCY_KEY_PATTERN, PEER_NAME_PATTERN
 from relay.server.auth import bearer_token
 from relay.server.errors import RelayServerError
 from relay.server.relay import Caller, Relay
@@ -38,6 +38,7 @@ from relay.sinks import for_model_line
 __all__ = [
     "Call",
     "GroupName",
+    "IdempotencyKey",
     "Limit",
     "MessageText",
     "NoListChanges",
@@ -147,6 +148,11 @@ ReplyTo = Annotated[
     str | None, Field(description="id of the message you answer (`[id]` in its header)")
 ]
 Limit = Annotated[int, limits(minimum=1, maximum=1000)]
+IdempotencyKey = Annotated[
+    str | None,
+    Field(description="a new id per message; a retry with it sends nothing twice"),
+    limits(pattern=f"^{IDEMPOTENCY_KEY_PATTERN}$"),
+]
 
 
 def profile(what: str, field: str) -> Any:

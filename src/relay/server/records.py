@@ -26,6 +26,7 @@ from relay.protocol import (
     SETTABLE_STATUSES,
     SURROGATES,
     is_group_name,
+    is_idempotency_key,
     is_peer_name,
     is_state_key,
 )
@@ -127,7 +128,11 @@ class PeerRevoked:
 
 @dataclass(frozen=True, slots=True)
 class MessagePosted:
-    """A post (`to_ids` is None) or a DM; its `seq` is given when the log applies it."""
+    """A post (`to_ids` is None) or a DM; its `seq` is given when the log applies it.
+
+    With an idempotency `key`, the log applies only the first record of the sender
+    with that key: a later one (a retry) changes nothing and answers with the first
+    message, on every relay process alike, since each decides in log order."""
 
     id: str
     group: str
@@ -136,6 +141,7 @@ class MessagePosted:
     at: float
     to_ids: tuple[str, ...] | None = None
     reply_to: str | None = None
+    key: str | None = None
     TAG: ClassVar[str] = "msg"
 
 
@@ -360,6 +366,10 @@ def check_record(record: Record) -> None:
                 raise _fail(record, "bad id or text")
             if record.reply_to is not None and not _is_id(record.reply_to):
                 raise _fail(record, "bad reply_to")
+            if record.key is not None and not (
+                isinstance(record.key, str) and is_idempotency_key(record.key)
+            ):
+                raise _fail(record, "bad idempotency key")
             if record.to_ids is not None and (
                 not isinstance(record.to_ids, tuple)
                 or not 1 <= len(record.to_ids) <= 100

@@ -184,13 +184,15 @@ async def _post_message(request: Request) -> Response:
     peer = relay.require_peer(_caller(request))
     body = await _body(request)
     _only(body, {"group", "text", "to", "reply_to"})
+    # A retry with the same Idempotency-Key answers with the first message, never a second.
+    key = request.headers.get("idempotency-key")
     if body.get("to") is not None:
         message, _ = await relay.messages.direct(
-            peer, body["to"], body.get("text"), body.get("group"), body.get("reply_to")
+            peer, body["to"], body.get("text"), body.get("group"), body.get("reply_to"), key
         )
     else:
         message = await relay.messages.post(
-            peer, body.get("group"), body.get("text"), body.get("reply_to")
+            peer, body.get("group"), body.get("text"), body.get("reply_to"), key
         )
     return JSONResponse({"message": message.wire()}, 201)
 

@@ -144,6 +144,9 @@ class Applied:
 
     event: Event | None = None
     result: Any = None
+    replayed: bool = False
+    """A send whose idempotency key was used before: nothing changed, `result` is the
+    first message."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +189,8 @@ class RelayState:
         self._messages: list[_Stored] = []
         self._message_ids: list[int] = []
         self._by_message_id: dict[str, _Stored] = {}
+        self._by_key: dict[tuple[str, str], _Stored] = {}
+        """(sender id, idempotency key) -> the message first sent with it"""
         self._events: deque[Event] = deque(maxlen=event_window)
         self._token_counts: dict[str, int] = {}
         """peer id -> live tokens (a claim of a peer with none is void)"""
@@ -364,7 +369,32 @@ class RelayState:
         event = _event(log_id, "peer_status", _about(peer), audience, peer.groups)
         return Applied(event, peer)
 
+    def sent_before(self, record: MessagePosted) -> Message | None:
+        """The message `record`'s sender first sent with `record`'s idempotency key, if
+        any; Conflict when that one said something else (a key reused by mistake)."""
+        if record.key is None:
+            return None
+        first = self._by_key.get((record.from_id, record.key))
+        if first is None:
+            return None
+        message = first.message
+        same = (
+            message.group == record.group
+            and message.text == record.text
+            and message.reply_to == record.reply_to
+            and first.to_ids == (None if record.to_ids is None else frozenset(record.to_ids))
+        )
+        if not same:
+            raise Conflict(
+                f"the idempotency key {record.key!r} was used for message {message.id}, "
+                "which differs from this one; use a new key for a new message"
+            )
+        return message
+
     def _apply_message(self, log_id: int, record: MessagePosted) -> Applied:
+        first = self.sent_before(record)
+        if first is not None:
+            return Applied(result=first, replayed=True)
         group = self._group(record.group)
         sender = self._peer(record.from_id)
         if record.group not in sender.groups:
@@ -396,6 +426,8 @@ class RelayState:
         self._messages.append(stored)
         self._message_ids.append(log_id)
         self._by_message_id[message.id] = stored
+        if record.key is not None:
+            self._by_key[(sender.id, record.key)] = stored
         if to_ids is None:
             event = _event(log_id, "message", message.wire(), group.members.values())
         else:
