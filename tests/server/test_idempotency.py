@@ -267,9 +267,11 @@ async def test_one_key_sent_through_both_instances_at_once_posts_once(
     assert {r.status_code for r in answers} == {201}
     assert len({r.json()["message"]["id"] for r in answers}) == 1
     for server in (a, b):
-        found = await eventually_async(
-            lambda s=server: _history(s.url, bob, "both"), timeout=10, what="the post"
-        )
+
+        async def posted(url: str = server.url) -> list[dict[str, Any]]:
+            return await _history(url, bob, "both")
+
+        found = await eventually_async(posted, timeout=10, what="the post")
         assert len(found) == 1
 
 
