@@ -74,9 +74,13 @@ async def events_endpoint(request: Request) -> Response:
     relay: Relay = request.app.state.relay
     token = bearer_token(request.headers.get("authorization"))
     try:
-        caller = relay.authenticate(token)
+        caller = await relay.identify(token)
         peer = relay.require_peer(caller)
         last_id = _last_event_id(request)
+        if last_id is not None and last_id > relay.state.head:
+            # Resumed here from an instance further along the shared log: catch up
+            # first, so the replay holds every event after `last_id`.
+            await relay.catch_up()
         open_now = relay.hub.streams_of_token(caller.token_hash, peer.id)
         limit = relay.config.max_streams_per_token
         if open_now >= limit:
@@ -109,8 +113,12 @@ async def events_endpoint(request: Request) -> Response:
     async def frames() -> AsyncIterator[bytes]:
         if notice is not None:
             yield notice
+        # Never an event twice, nor one the client had: a log still behind `last_id`
+        # (it did not catch up in time) delivers those ids live; they are skipped.
+        floor = last_id or 0
         for event_id, frame in sub.backlog:
             yield frame
+            floor = event_id
             hub.mark_sent(sub, event_id)
             metrics.deliveries += 1
         sub.backlog = []
@@ -118,6 +126,8 @@ async def events_endpoint(request: Request) -> Response:
             item = await sub.queue.get()
             if item is None or sub.overflowed:
                 return
+            if item[0] <= floor:
+                continue
             yield item[1]
             hub.mark_sent(sub, item[0])
             metrics.deliveries += 1

@@ -29,7 +29,7 @@ from pydantic.json_schema import GenerateJsonSchema
 
 from relay.protocol import GROUP_NAME_PATTERN, IDEMPOTENCY_KEY_PATTERN, PEER_NAME_PATTERN
 from relay.server.auth import bearer_token
-from relay.server.errors import RelayServerError
+from relay.server.errors import NotFound, RelayServerError
 from relay.server.relay import Caller, Relay
 from relay.server.state import PeerState
 from relay.server.validate import PROFILE_LIMITS
@@ -172,8 +172,15 @@ def _bind(fn: Tool, relay: Relay) -> Tool:
     async def bound(**arguments: Any) -> ToolResult:
         try:
             token = bearer_token(get_http_request().headers.get("authorization"))
-            caller = relay.authenticate(token)
+            caller = await relay.identify(token)
             call = Call(relay, caller, relay.require_peer(caller))
+            try:
+                return await fn(call, **arguments)
+            except NotFound:
+                # Named something this instance has not applied yet? Once the shared
+                # log caught up, call again (a refusal changed nothing to retry over).
+                if not await relay.catch_up():
+                    raise
             return await fn(call, **arguments)
         except RelayServerError as exc:
             raise ToolError(exc.message) from None

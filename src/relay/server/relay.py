@@ -138,6 +138,21 @@ class Relay:
         self.presence.seen(peer.id)
         return Caller(peer=peer, token_hash=token_hash)
 
+    async def identify(self, token: str | None) -> Caller:
+        """`authenticate`, but a token this process does not know yet (joined through
+        another instance a moment ago) waits for the shared log before the 401."""
+        try:
+            return self.authenticate(token)
+        except Unauthorized:
+            if token is None or not await self.catch_up():
+                raise
+        return self.authenticate(token)
+
+    async def catch_up(self) -> bool:
+        """Wait (bounded) for the shared log's head; True when records were applied
+        meanwhile, so a refusal for something unknown may be retried."""
+        return await self.journal.catch_up.wait()
+
     @staticmethod
     def require_peer(caller: Caller) -> PeerState:
         return require_peer(caller)

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Engine", "EngineError", "LocalEngine", "open_engine"]
+__all__ = ["Engine", "EngineError", "LocalEngine", "SharedEngine", "open_engine"]
 
 
 class EngineError(Exception):
@@ -56,6 +56,17 @@ class LocalEngine(Engine, Protocol):
     so the relay applies a record before `append` returns (no task switch)."""
 
     def on_commit(self, listener: Callable[[list[tuple[int, bytes]]], None]) -> None: ...
+
+
+@runtime_checkable
+class SharedEngine(Engine, Protocol):
+    """An engine several processes write to: a record another process committed may
+    not be applied here yet, so a request naming it can wait for the log's head."""
+
+    async def last_id(self) -> int:
+        """The id of the newest record the log holds now (0 when empty); EngineError when
+        the log cannot say."""
+        ...
 
 
 def open_engine(

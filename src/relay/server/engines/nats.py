@@ -342,6 +342,16 @@ class NatsEngine:
 
     # -- reading ----------------------------------------------------------------------
 
+    async def last_id(self) -> int:
+        """The stream's last sequence now: what a reader must reach to have seen every
+        record acknowledged so far, by any relay process."""
+        js = self._jetstream()
+        try:
+            info = await js.stream_info(self.stream)
+        except (TimeoutError, nats.errors.Error) as exc:
+            raise EngineError(f"cannot read the JetStream stream {self.stream!r}: {exc!r}") from exc
+        return int(info.state.last_seq)
+
     async def _start_reader(self, start: int) -> _Reader:
         reader = _Reader()
         await reader.start(self._jetstream(), self.stream, self.subject, start)
