@@ -39,7 +39,8 @@ from relay.server.messaging import Messaging
 from relay.server.metrics import Metrics
 from relay.server.parts import Parts
 from relay.server.presence import Presence
-from relay.server.state import PeerState, RelayState
+from relay.server.records import Record
+from relay.server.state import Applied, PeerState, RelayState
 
 __all__ = ["Caller", "Relay"]
 
@@ -69,7 +70,7 @@ class Relay:
         )
         self.arrivals = Arrivals(config.max_waits_per_peer)
         self.journal = Journal(engine, self.state, self.metrics, self.hub, self.arrivals)
-        self.presence = Presence(self.state, self.hub, self.journal.commit, clock)
+        self.presence = Presence(self.state, self.hub, self._commit_presence, clock)
         self.limits = Limiter(config, self.metrics, clock)
         self._operator_hash = auth.hash_secret(operator_token)
         parts = Parts(
@@ -93,8 +94,23 @@ class Relay:
 
     async def start(self) -> None:
         await self.journal.start()
+        if self.engine.name == "nats":
+            # Instances share who is online through NATS key-value (nats_presence).
+            from relay.server.engines.nats import NatsEngine
+            from relay.server.nats_presence import NatsPresence
+
+            assert isinstance(self.engine, NatsEngine)
+            shared = NatsPresence(self.engine)
+            await shared.start(self.presence.sync)
+            self.presence.elsewhere = shared
         self.presence.start()
         self.keeper.start()
+
+    async def _commit_presence(self, record: Record) -> Applied:
+        """Presence records are logged after what explains them reached the other
+        instances (the key that says this one holds the peer)."""
+        await self.presence.elsewhere.flush()
+        return await self.journal.commit(record)
 
     @property
     def closing(self) -> bool:
@@ -117,6 +133,7 @@ class Relay:
     async def close(self) -> None:
         self.begin_shutdown()
         await self.presence.close()
+        await self.presence.elsewhere.close()
         await self.keeper.close()
         await self.journal.close()
 

@@ -360,6 +360,9 @@ class RelayState:
 
     def _apply_peer_update(self, log_id: int, record: PeerUpdated) -> Applied:
         peer = self._peer(record.peer_id)
+        if record.changes.keys() == {"online"} and record.changes["online"] == peer.online:
+            # Instances that saw the same presence change each log it: the first counts.
+            return Applied(result=peer)
         for key, value in record.changes.items():
             if key in PROFILE_FIELDS or key in ("status", "online"):
                 setattr(peer, key, value)

@@ -75,6 +75,7 @@ def open_engine(
     *,
     nats_url: str | None = None,
     nats_stream: str = "RELAY",
+    nats_replicas: int = 1,
     sqlite_sync: str = "normal",
 ) -> Engine:
     """The engine named `kind` (`memory`, `sqlite`), not yet opened."""
@@ -94,5 +95,10 @@ def open_engine(
 
         # One subject per stream: JetStream refuses two streams on overlapping subjects.
         subject = "relay.log" if nats_stream == "RELAY" else f"relay.log.{nats_stream}"
-        return NatsEngine(nats_url or DEFAULT_NATS_URL, stream=nats_stream, subject=subject)
+        return NatsEngine(
+            nats_url or DEFAULT_NATS_URL,
+            stream=nats_stream,
+            subject=subject,
+            replicas=nats_replicas,
+        )
     raise EngineError(f"unknown engine {kind!r}; use sqlite, memory or nats")

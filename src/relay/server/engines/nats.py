@@ -153,10 +153,13 @@ class NatsEngine:
         stream: str = "RELAY",
         subject: str = "relay.log",
         connect_timeout: float = CONNECT_TIMEOUT_S,
+        replicas: int = 1,
     ) -> None:
         self.url = url
         self.stream = stream
         self.subject = subject
+        self.replicas = replicas
+        """Copies of a stream or bucket this engine creates (3 on a three-node cluster)."""
         self.connect_timeout = connect_timeout
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
@@ -257,6 +260,7 @@ class NatsEngine:
             discard=api.DiscardPolicy.NEW,
             max_age=0,
             duplicate_window=120.0,
+            num_replicas=self.replicas,
         )
         try:
             info: api.StreamInfo = await js.add_stream(config)
@@ -287,6 +291,10 @@ class NatsEngine:
         if nc is not None:
             with contextlib.suppress(nats.errors.Error, OSError, TimeoutError):
                 await asyncio.wait_for(nc.close(), REQUEST_TIMEOUT_S)
+
+    def jetstream(self) -> JetStreamContext:
+        """The open JetStream context, for what shares the log's NATS (presence)."""
+        return self._jetstream()
 
     def _jetstream(self) -> JetStreamContext:
         if self._closed or self._js is None:
