@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import secrets
 import socket
 import subprocess
@@ -23,13 +24,16 @@ from typing import Any
 import httpx
 import nats
 import nats.errors
+from httpx_sse import aconnect_sse
 
 from tests.conftest import RunningServer, start_server
 from tests.harness.waiting import eventually_async
 from tests.server.nats_helpers import NatsServer, start_nats
 
 __all__ = [
+    "Follower",
     "NatsCluster",
+    "Sender",
     "free_port",
     "peer_statuses",
     "start_cluster",
@@ -84,7 +88,6 @@ class NatsCluster:
         )
         return (
             f'server_name: "n{index}"\n'
-            f"jetstream {{ store_dir: {str(self.base / f'n{index}' / 'js')!r} }}\n"
             f'cluster {{ name: "relay-test", listen: "127.0.0.1:{self.cluster_ports[index]}", '
             f"routes: [{routes}] }}\n"
         )
@@ -152,3 +155,104 @@ async def peer_statuses(url: str, token: str, group: str) -> dict[str, str]:
     assert response.status_code == 200, response.text
     peers: list[dict[str, Any]] = response.json()["peers"]
     return {p["name"]: p["status"] for p in peers}
+
+
+class Follower:
+    """A peer's event stream that fails over: when its instance goes away it reconnects
+    to the next one with `Last-Event-ID`, as relay's client does.
+
+    `ids` are the message ids received, in order (a duplicate would show twice).
+    With `failover=False` it stays down once its stream ends (a client that died with
+    its instance).
+    """
+
+    def __init__(self, urls: list[str], token: str, home: int, *, failover: bool = True) -> None:
+        self.urls = urls
+        self.token = token
+        self.at = home
+        self.failover = failover
+        self.ids: list[str] = []
+        self.last_event_id: int | None = None
+        self.connected = asyncio.Event()
+        self.connections = 0
+        self.url: str | None = None
+
+    async def run(self) -> None:
+        while True:
+            url = self.urls[self.at % len(self.urls)]
+            headers = {"Authorization": f"Bearer {self.token}"}
+            if self.last_event_id is not None:
+                headers["Last-Event-ID"] = str(self.last_event_id)
+            try:
+                async with (
+                    httpx.AsyncClient(timeout=httpx.Timeout(5, read=30)) as http,
+                    aconnect_sse(http, "GET", f"{url}/v1/events", headers=headers) as source,
+                ):
+                    if source.response.status_code == 200:
+                        self.connections += 1
+                        self.url = url
+                        self.connected.set()
+                        async for sse in source.aiter_sse():
+                            if not sse.data:
+                                continue
+                            self.last_event_id = int(sse.id)
+                            if sse.event in ("message", "dm"):
+                                self.ids.append(json.loads(sse.data)["id"])
+            except httpx.HTTPError:
+                pass
+            self.connected.clear()
+            self.url = None
+            if not self.failover:
+                return
+            self.at += 1
+            await asyncio.sleep(0.05)  # a client's reconnect backoff, not a synchronisation
+
+
+class Sender:
+    """Posts to `group` continuously, each message with its own idempotency key, retried
+    on the next instance until acknowledged; records what was acknowledged and every
+    5xx answer (with when it came)."""
+
+    def __init__(self, urls: list[str], token: str, group: str, *, pace: float = 0.05) -> None:
+        self.urls = urls
+        self.token = token
+        self.group = group
+        self.pace = pace
+        self.acked: list[str] = []
+        self.errors: list[tuple[float, int]] = []
+        self.retries = 0
+        self.stop = asyncio.Event()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        at = 0
+        async with httpx.AsyncClient(timeout=20) as http:
+            n = 0
+            while not self.stop.is_set():
+                key = f"sender-{n:08d}"
+                while True:
+                    url = self.urls[at % len(self.urls)]
+                    try:
+                        response = await http.post(
+                            f"{url}/v1/messages",
+                            json={"group": self.group, "text": f"m{n}"},
+                            headers={
+                                "Authorization": f"Bearer {self.token}",
+                                "Idempotency-Key": key,
+                            },
+                        )
+                    except httpx.HTTPError:
+                        response = None
+                    if response is not None and response.status_code == 201:
+                        self.acked.append(response.json()["message"]["id"])
+                        break
+                    if response is not None and response.status_code >= 500:
+                        self.errors.append((loop.time(), response.status_code))
+                    elif response is not None:
+                        raise AssertionError(f"send refused: {response.text}")
+                    self.retries += 1
+                    at += 1
+                    await asyncio.sleep(0.05)  # a client's retry backoff
+                n += 1
+                at += 1  # spread the sends over the instances
+                await asyncio.sleep(self.pace)  # the sender's pace

@@ -49,6 +49,8 @@ HEARTBEAT_S: Final = 3.0
 """How often an instance writes its heartbeat and checks the others' leases."""
 MARKER_TTL_S: Final = 10.0
 """How long NATS keeps the marker of an expired heartbeat (for watchers to see it)."""
+OPEN_TIMEOUT_S: Final = 30.0
+"""How long start-up keeps trying to open (or create) the bucket."""
 _DELETED: Final = ("DEL", "PURGE")
 
 
@@ -114,24 +116,24 @@ class NatsPresence:
     async def start(self, changed: Callable[[str], None]) -> None:
         """Open the bucket, announce this instance, read what the others hold."""
         self._changed = changed
-        js = self.engine.jetstream()
-        try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + OPEN_TIMEOUT_S
+        while True:
             try:
-                kv = await js.key_value(self.bucket)
-            except nats.js.errors.BucketNotFoundError:
-                kv = await js.create_key_value(
-                    bucket=self.bucket,
-                    description="relay-server presence: instance heartbeats and peers held",
-                    history=1,
-                    storage=api.StorageType.MEMORY,
-                    replicas=self.engine.replicas,
-                    limit_marker_ttl=MARKER_TTL_S,
-                )
-            self._kv = kv
-            await self._beat()
-            watcher = await kv.watchall()
-        except (TimeoutError, nats.errors.Error) as exc:
-            raise EngineError(f"cannot open the presence bucket {self.bucket!r}: {exc!r}") from exc
+                kv = await self._open_bucket()
+                self._kv = kv
+                await self._beat()
+                watcher = await kv.watchall()
+                break
+            except (TimeoutError, nats.errors.Error) as exc:
+                # Instances starting together race to create it; a new cluster may
+                # still be electing the bucket's leader: try again for a while.
+                if loop.time() >= deadline:
+                    raise EngineError(
+                        f"cannot open the presence bucket {self.bucket!r}: {exc!r}"
+                    ) from exc
+                log.info("presence: bucket %s not ready (%r); retrying", self.bucket, exc)
+                await asyncio.sleep(0.5)
         initial = asyncio.get_running_loop().create_future()
         self._tasks = [
             asyncio.create_task(self._watch(watcher, initial), name="presence-watch"),
@@ -143,6 +145,20 @@ class NatsPresence:
             async with asyncio.timeout(10):
                 await initial
         log.info("presence: instance %s in bucket %s", self.instance, self.bucket)
+
+    async def _open_bucket(self) -> KeyValue:
+        js = self.engine.jetstream()
+        try:
+            return await js.key_value(self.bucket)
+        except nats.js.errors.BucketNotFoundError:
+            return await js.create_key_value(
+                bucket=self.bucket,
+                description="relay-server presence: instance heartbeats and peers held",
+                history=1,
+                storage=api.StorageType.MEMORY,
+                replicas=self.engine.replicas,
+                limit_marker_ttl=MARKER_TTL_S,
+            )
 
     async def close(self) -> None:
         self.closing = True
