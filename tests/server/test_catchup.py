@@ -162,3 +162,14 @@ async def test_what_one_instance_wrote_is_known_to_the_other_at_once(
         unknown = await http.get(f"{b.url}/v1/me", headers=_auth("relay_pt_" + "x" * 43))
         assert unknown.status_code == 401
         assert loop.time() - started < 2.5
+
+
+async def test_an_id_past_the_whole_log_is_told_from_an_instance_behind() -> None:
+    log = _Log()
+    log.head = 50
+    applied = [10]
+    catch_up = CatchUp(log, lambda: applied[0], timeout=0.05)
+    await catch_up.wait()  # probes the head (50), times out applying it
+    assert not catch_up.beyond(40)  # behind: the client saw more than this instance has
+    assert catch_up.beyond(51)  # past the log: it was reset
+    assert CatchUp(object(), lambda: 10).beyond(11)

@@ -49,6 +49,8 @@ class CatchUp:
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._current: asyncio.Task[int] | None = None
         self._next: asyncio.Task[int] | None = None
+        self.log_head = 0
+        """The highest head of the shared log a probe has seen."""
 
     @property
     def shared(self) -> bool:
@@ -108,4 +110,11 @@ class CatchUp:
         # In flight from here: later callers queue behind this one.
         self._current, self._next = self._next, None
         assert self._engine is not None
-        return await self._engine.last_id()
+        head = await self._engine.last_id()
+        self.log_head = max(self.log_head, head)
+        return head
+
+    def beyond(self, log_id: int) -> bool:
+        """`log_id` is past everything the log holds (as far as this process knows): a
+        client remembers a log that was reset, not one this instance lags behind."""
+        return log_id > max(self._head(), self.log_head)

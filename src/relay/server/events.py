@@ -114,8 +114,9 @@ async def events_endpoint(request: Request) -> Response:
         if notice is not None:
             yield notice
         # Never an event twice, nor one the client had: a log still behind `last_id`
-        # (it did not catch up in time) delivers those ids live; they are skipped.
-        floor = last_id or 0
+        # (it did not catch up in time) delivers those ids live; they are skipped. An
+        # id past the whole log (the log was reset) skips nothing, as before.
+        floor = 0 if last_id is None or relay.journal.catch_up.beyond(last_id) else last_id
         for event_id, frame in sub.backlog:
             yield frame
             floor = event_id
