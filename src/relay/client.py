@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -58,6 +59,8 @@ __all__ = [
     "StreamState",
 ]
 
+SEND_ATTEMPTS: Final = 3
+"""A send that cannot reach the relay is tried this often, with one idempotency key."""
 PING_INTERVAL_S: Final = 15.0
 """The server pings at least this often; a stream silent for longer is dead."""
 
@@ -215,8 +218,10 @@ class RelayClient:
         params: dict[str, Any] | None = None,
         token: str | None = None,
         read_timeout: float | None = None,
+        extra_headers: dict[str, str] | None = None,
     ) -> Any:
-        headers = {"Authorization": f"Bearer {token}"} if token else None
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers.update(extra_headers or {})
         try:
             response = await self._http.request(
                 method,
@@ -307,7 +312,19 @@ class RelayClient:
             body["to"] = to
         if reply_to is not None:
             body["reply_to"] = reply_to
-        result = await self._request("POST", "/v1/messages", json_body=body)
+        # One key for every attempt: a retry after a lost answer (a restart, a failover
+        # to another instance) returns the message the first attempt stored.
+        key = {"Idempotency-Key": uuid.uuid4().hex}
+        for attempt in range(SEND_ATTEMPTS):
+            try:
+                result = await self._request(
+                    "POST", "/v1/messages", json_body=body, extra_headers=key
+                )
+                break
+            except ServerUnreachable:
+                if attempt + 1 == SEND_ATTEMPTS:
+                    raise
+                await asyncio.sleep(0.5 * 2**attempt)
         return Message.model_validate(result["message"])
 
     async def history(

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = [
     "EVENT_TYPES",
     "GROUP_NAME_PATTERN",
+    "IDEMPOTENCY_KEY_PATTERN",
     "KINDS",
     "LINE_CONTROLS",
     "MAX_NAME_LENGTH",
@@ -55,6 +56,7 @@ __all__ = [
     "StreamNotice",
     "UnreadSummary",
     "is_group_name",
+    "is_idempotency_key",
     "is_peer_name",
     "is_state_key",
     "name_key",
@@ -119,6 +121,16 @@ EVENT_TYPES: Final[tuple[EventType, ...]] = (
 STATE_KEY_PATTERN: Final = r"[A-Za-z0-9._/:-]{1,128}"
 """A key of a group's shared state: 1-128 of letters, digits, `.`, `_`, `/`, `:` and `-`."""
 _STATE_KEY_RE: Final = re.compile(STATE_KEY_PATTERN)
+
+IDEMPOTENCY_KEY_PATTERN: Final = r"[A-Za-z0-9_.:-]{8,128}"
+"""An idempotency key of a send: 8-128 of letters, digits, `.`, `_`, `:` and `-` (a UUID,
+a ULID or `<client>:<counter>` fit); the same key from the same peer sends once."""
+_IDEMPOTENCY_KEY_RE: Final = re.compile(IDEMPOTENCY_KEY_PATTERN)
+
+
+def is_idempotency_key(value: str) -> bool:
+    """True when `value` is a valid idempotency key (`IDEMPOTENCY_KEY_PATTERN`)."""
+    return _IDEMPOTENCY_KEY_RE.fullmatch(value) is not None
 
 
 def is_group_name(value: str) -> bool:

@@ -48,6 +48,7 @@ CONSTRAINTS: dict[str, dict[str, Any]] = {
     "resources": {"minItems": 1, "maxItems": 32, "maxLength": 256},
     "ttl_s": {"minimum": 1, "maximum": 86400},
     "note": {"maxLength": 200},
+    "idempotency_key": {"pattern": "^[A-Za-z0-9_.:-]{8,128}$"},
 }
 """Parameter name → the JSON-schema keywords (and values) its schema must carry, at the
 top or in a branch (`anyOf`, `items`)."""

@@ -108,6 +108,7 @@ async def serve(config: ServerConfig) -> None:
         config.data_dir,
         nats_url=config.nats_url,
         nats_stream=config.nats_stream,
+        nats_replicas=config.nats_replicas,
         sqlite_sync=config.sqlite_sync,
     )
     relay = Relay(engine, config, operator_token=token)

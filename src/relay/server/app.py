@@ -49,7 +49,7 @@ class _RequireToken:
             raw = headers.get(b"authorization")
             token = bearer_token(raw.decode("latin-1") if raw else None)
             try:
-                self.relay.require_peer(self.relay.authenticate(token))
+                self.relay.require_peer(await self.relay.identify(token))
             except RelayServerError as exc:
                 await error_response(exc)(scope, receive, send)
                 return

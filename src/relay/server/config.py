@@ -45,6 +45,8 @@ class ServerConfig:
     """`normal`: a commit survives kill -9 (WAL); `full`: it also survives a power cut."""
     nats_stream: str = "RELAY"
     """The JetStream stream holding the log; one per relay deployment sharing a NATS."""
+    nats_replicas: int = 1
+    """Copies JetStream keeps of the log and the presence bucket (3 on a 3-node cluster)."""
     operator_token: str | None = field(default=None, repr=False)
     max_message_bytes: int = 64 * 1024
     rate_limit: float = 10.0
@@ -122,6 +124,7 @@ class ServerConfig:
                 engine=engine,
                 nats_url=pick(args.nats_url, "NATS_URL", None),
                 nats_stream=str(pick(args.nats_stream, "NATS_STREAM", "RELAY")),
+                nats_replicas=int(pick(args.nats_replicas, "NATS_REPLICAS", 1)),
                 sqlite_sync=str(pick(args.sqlite_sync, "SQLITE_SYNC", "normal")).lower(),
                 operator_token=env.get("RELAY_OPERATOR_TOKEN") or None,
                 max_message_bytes=int(pick(args.max_message_bytes, "MAX_MESSAGE_BYTES", 65536)),
@@ -163,6 +166,8 @@ class ServerConfig:
             raise ConfigError(f"--sqlite-sync must be normal or full, not {self.sqlite_sync!r}")
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", self.nats_stream):
             raise ConfigError("--nats-stream is 1-64 of letters, digits, '_' and '-'")
+        if not 1 <= self.nats_replicas <= 5:
+            raise ConfigError("--nats-replicas is 1 to 5 (3 on a three-node NATS cluster)")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"--port must be 0..65535, not {self.port}")
         if self.max_message_bytes < 1:
@@ -228,6 +233,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("--nats-url", help="NATS server(s) for --engine nats (credentials: RELAY_NATS_URL)")
     add("--nats-stream", help="JetStream stream for the log (default RELAY)")
+    add(
+        "--nats-replicas",
+        type=int,
+        help="JetStream copies of the log and presence when relay creates them (default 1)",
+    )
     add("--max-message-bytes", type=int, help="largest message text in bytes (default 65536)")
     add("--rate-limit", type=float, help="sends per second per peer (default 10, burst 3x)")
     add("--ping-interval", type=float, help="seconds between stream pings (default 15)")

@@ -86,9 +86,13 @@ async def events_endpoint(request: Request) -> Response | EventStreamResponse:
     relay: Relay = request.app.state.relay
     token = bearer_token(request.headers.get("authorization"))
     try:
-        caller = relay.authenticate(token)
+        caller = await relay.identify(token)
         peer = relay.require_peer(caller)
         last_id = _last_event_id(request)
+        if last_id is not None and last_id > relay.state.head:
+            # Resumed here from an instance further along the shared log: catch up
+            # first, so the replay holds every event after `last_id`.
+            await relay.catch_up()
         open_now = relay.hub.streams_of_token(caller.token_hash, peer.id)
         limit = relay.config.max_streams_per_token
         if open_now >= limit:
@@ -114,7 +118,13 @@ async def events_endpoint(request: Request) -> Response | EventStreamResponse:
             )
             notice = encode_frame(oldest - 1, "notice", truncated.model_dump_json())
         backlog = relay.state.events_after(peer.id, last_id)
-    sub = relay.hub.subscribe(peer.id, backlog, caller.token_hash, relay.state.head)
+    # Never an event twice, nor one the client had: a log still behind `last_id` (it did
+    # not catch up in time) delivers those ids live, and they are skipped. An id past the
+    # whole log (the log was reset) skips nothing, as before.
+    live_after = relay.state.head
+    if last_id is not None and not relay.journal.catch_up.beyond(last_id):
+        live_after = max(live_after, last_id)
+    sub = relay.hub.subscribe(peer.id, backlog, caller.token_hash, live_after)
     first = sub.backlog
     sub.backlog = []
     if notice is not None:

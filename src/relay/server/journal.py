@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from relay.server.arrivals import Arrivals
+from relay.server.catchup import CatchUp
 from relay.server.engines import Engine, LocalEngine
 from relay.server.errors import RelayServerError, Unavailable
 from relay.server.hub import Hub
@@ -74,6 +75,8 @@ class Journal:
         self._mine: dict[bytes, deque[_Pending]] = {}
         """Records being committed here, by their bytes (identical ones queue up)."""
         self._follower: asyncio.Task[None] | None = None
+        self.catch_up = CatchUp(engine, lambda: self.state.head)
+        """Waits for a shared log's head (read your writes across instances)."""
         self.closing = False
         self.after_apply: Callable[[Record], None] = lambda record: None
         """Told of every record applied live (the claim keeper and ask reminder listen)."""
@@ -128,6 +131,7 @@ class Journal:
         for log_id, raw in batch:
             if log_id > self.state.head:
                 self._apply(log_id, raw, live=True)
+        self.catch_up.applied(self.state.head)
 
     def _apply(self, log_id: int, raw: bytes, *, live: bool) -> None:
         pending = self._claim(raw) if live else None

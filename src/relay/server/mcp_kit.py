@@ -38,9 +38,9 @@ from fastmcp.utilities.versions import VersionSpec
 from pydantic import BaseModel, Field
 from pydantic.json_schema import GenerateJsonSchema
 
-from relay.protocol import GROUP_NAME_PATTERN, PEER_NAME_PATTERN
+from relay.protocol import GROUP_NAME_PATTERN, IDEMPOTENCY_KEY_PATTERN, PEER_NAME_PATTERN
 from relay.server.auth import bearer_token
-from relay.server.errors import RelayServerError
+from relay.server.errors import NotFound, RelayServerError
 from relay.server.relay import Caller, Relay
 from relay.server.state import PeerState
 from relay.server.validate import PROFILE_LIMITS
@@ -50,6 +50,7 @@ __all__ = [
     "WAITING_TOOLS",
     "Call",
     "GroupName",
+    "IdempotencyKey",
     "Limit",
     "MessageText",
     "NoListChanges",
@@ -160,6 +161,11 @@ ReplyTo = Annotated[
     str | None, Field(description="id of the message you answer (`[id]` in its header)")
 ]
 Limit = Annotated[int, limits(minimum=1, maximum=1000)]
+IdempotencyKey = Annotated[
+    str | None,
+    Field(description="a new id per message; a retry with it sends nothing twice"),
+    limits(pattern=f"^{IDEMPOTENCY_KEY_PATTERN}$"),
+]
 
 
 def profile(what: str, field: str) -> Any:
@@ -223,10 +229,17 @@ def _bind(fn: Tool, relay: Relay) -> Tool:
     async def bound(**arguments: Any) -> ToolResult:
         try:
             request = get_http_request()
-            caller = relay.authenticate(bearer_token(request.headers.get("authorization")))
+            caller = await relay.identify(bearer_token(request.headers.get("authorization")))
             call = Call(relay, caller, relay.require_peer(caller))
-            if waits:
-                return await _unless_gone(request.receive, fn(call, **arguments))
+            try:
+                if waits:
+                    return await _unless_gone(request.receive, fn(call, **arguments))
+                return await fn(call, **arguments)
+            except NotFound:
+                # Named something this instance has not applied yet? Once the shared
+                # log caught up, call again (a refusal changed nothing to retry over).
+                if not await relay.catch_up():
+                    raise
             return await fn(call, **arguments)
         except RelayServerError as exc:
             # The caller's mistake or the relay's refusal, answered to the caller:

@@ -57,6 +57,7 @@ from relay.server.limits import MAX_DM_RECIPIENTS, MAX_WAIT_S
 from relay.server.mcp_kit import (
     Call,
     GroupName,
+    IdempotencyKey,
     Limit,
     MessageText,
     PeerName,
@@ -312,10 +313,11 @@ async def send_message(
     group: Annotated[GroupName, Field(description="the group to post to")],
     message: MessageText,
     reply_to: ReplyTo = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> ToolResult:
     """Post to a group; every other member receives it. Use it for what the whole
     group should see; `send_dm` for one or a few peers."""
-    sent = await call.relay.messages.post(call.peer, group, message, reply_to)
+    sent = await call.relay.messages.post(call.peer, group, message, reply_to, idempotency_key)
     return ToolResult(
         content=f"Sent to #{sent.group} as message {sent.id} (seq {sent.seq}).",
         structured_content={"message": sent.wire()},
@@ -334,12 +336,15 @@ async def send_dm(
         GroupName | None, Field(description="the group you share with them, if several")
     ] = None,
     reply_to: ReplyTo = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> ToolResult:
     """Send a direct message that only the named peers can read.
 
     Returns each recipient's delivery state: `live` (a stream of theirs is open
     now) or `queued` (they get it when they next read)."""
-    sent, states = await call.relay.messages.direct(call.peer, to, message, group, reply_to)
+    sent, states = await call.relay.messages.direct(
+        call.peer, to, message, group, reply_to, idempotency_key
+    )
     summary = ", ".join(f"{s.name}: {s.delivery}" for s in states)
     return ToolResult(
         content=f"DM {sent.id} sent via #{sent.group} — {summary}.",

@@ -31,6 +31,7 @@ from relay.server.records import CursorMoved, MessagePosted
 from relay.server.state import HistoryQuery, PeerState
 from relay.server.validate import (
     check_filter,
+    check_idempotency_key,
     check_limit,
     check_peer_name,
     check_text,
@@ -62,18 +63,35 @@ class Messaging(Operations):
         self._scans = asyncio.Semaphore(MAX_FILTER_SCANS)
 
     async def post(
-        self, peer: PeerState, group: object, text: object, reply_to: object = None
+        self,
+        peer: PeerState,
+        group: object,
+        text: object,
+        reply_to: object = None,
+        key: object = None,
     ) -> Message:
+        """Post to `group`; with an idempotency `key`, a retry returns the first post."""
         name = member_group(peer, group)
         body = check_text(text, self.config.max_message_bytes)
         reply = reply_target(self.state, peer, reply_to)
-        self.limits.take("message", peer.id)
         now = self.clock()
-        applied = await self.journal.commit(
-            MessagePosted(_message_id(now), name, peer.id, body, now, None, reply)
+        record = MessagePosted(
+            _message_id(now), name, peer.id, body, now, None, reply, key=check_idempotency_key(key)
         )
-        message: Message = applied.result
+        message = await self._send(peer, record)
         self.presence.sync(peer.id)  # a peer that posts is online, stream or not
+        return message
+
+    async def _send(self, peer: PeerState, record: MessagePosted) -> Message:
+        """Commit `record` once: a retry of a send this relay already applied answers at
+        once (no rate-limit token, no record); one racing the first, on this process or
+        another, is decided by the log (`RelayState.sent_before`)."""
+        first = self.state.sent_before(record)
+        if first is not None:
+            return first
+        self.limits.take("message", peer.id)
+        applied = await self.journal.commit(record)
+        message: Message = applied.result
         return message
 
     def resolve_recipients(
@@ -116,18 +134,28 @@ class Messaging(Operations):
         text: object,
         group: object = None,
         reply_to: object = None,
+        key: object = None,
         *,
         ask: bool = False,
     ) -> tuple[Message, list[RecipientStatus]]:
-        """A DM to `to` (an ask, waiting for an answer, with `ask`)."""
+        """A DM to `to` (an ask, waiting for an answer, with `ask`); with an idempotency
+        `key`, a retry returns the first DM."""
         chosen, recipients = self.resolve_recipients(peer, to, group)
         body = check_text(text, self.config.max_message_bytes)
         reply = reply_target(self.state, peer, reply_to)
-        self.limits.take("message", peer.id)
         now = self.clock()
-        ids = tuple(r.id for r in recipients)
-        record = MessagePosted(_message_id(now), chosen, peer.id, body, now, ids, reply, ask)
-        applied = await self.journal.commit(record)
+        record = MessagePosted(
+            _message_id(now),
+            chosen,
+            peer.id,
+            body,
+            now,
+            tuple(r.id for r in recipients),
+            reply,
+            ask,
+            key=check_idempotency_key(key),
+        )
+        message = await self._send(peer, record)
         self.presence.sync(peer.id)
         states = [
             RecipientStatus(
@@ -139,7 +167,7 @@ class Messaging(Operations):
             )
             for r in recipients
         ]
-        return applied.result, states
+        return message, states
 
     async def read_new(self, peer: PeerState, limit: object = None) -> list[Message]:
         found = _fit(self.state.unread(peer.id, None if limit is None else check_limit(limit)))

@@ -19,6 +19,7 @@ from relay.server.engines import EngineError
 from relay.server.errors import RelayServerError
 from relay.server.hub import Hub
 from relay.server.records import PeerUpdated, Record
+from relay.server.shared_presence import Nowhere, SharedPresence
 from relay.server.state import Applied, PeerState, RelayState
 
 __all__ = ["PRESENCE_SWEEP_S", "RECENTLY_SEEN_S", "Presence"]
@@ -47,6 +48,7 @@ class Presence:
         self._pending: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self.closing = False
+        self.elsewhere: SharedPresence = Nowhere()  # other relay instances (shared_presence)
 
     def start(self) -> None:
         self._spawn(self._sweep())
@@ -62,6 +64,9 @@ class Presence:
         self.last_seen[peer_id] = self.clock()
 
     def online(self, peer_id: str) -> bool:
+        return self.online_here(peer_id) or self.elsewhere.online(peer_id)  # shared_presence
+
+    def online_here(self, peer_id: str) -> bool:
         if self.hub.live(peer_id):
             return True
         seen = self.last_seen.get(peer_id)
@@ -84,6 +89,7 @@ class Presence:
         """Log a presence change when what the log says differs from what we see."""
         if self.closing or peer_id in self._pending:
             return
+        self.elsewhere.here(peer_id, self.online_here(peer_id))  # shared_presence
         peer = self.state.peers.get(peer_id)
         if peer is None or peer.online == self.online(peer_id):
             return

@@ -26,6 +26,7 @@ from relay.protocol import (
     SETTABLE_STATUSES,
     SURROGATES,
     is_group_name,
+    is_idempotency_key,
     is_peer_name,
     is_state_key,
 )
@@ -128,7 +129,11 @@ class PeerRevoked:
 
 @dataclass(frozen=True, slots=True)
 class MessagePosted:
-    """A post (`to_ids` is None) or a DM; its `seq` is given when the log applies it."""
+    """A post (`to_ids` is None) or a DM; its `seq` is given when the log applies it.
+
+    With an idempotency `key`, the log applies only the first record of the sender
+    with that key: a later one (a retry) changes nothing and answers with the first
+    message, on every relay process alike, since each decides in log order."""
 
     id: str
     group: str
@@ -139,6 +144,7 @@ class MessagePosted:
     reply_to: str | None = None
     ask: bool = False
     """A DM that waits for an answer (`ask`); written only when true."""
+    key: str | None = None
     TAG: ClassVar[str] = "msg"
 
 
@@ -384,6 +390,10 @@ def check_record(record: Record) -> None:
                 raise _fail(record, "bad reply_to")
             if not isinstance(record.ask, bool) or (record.ask and record.to_ids is None):
                 raise _fail(record, "bad ask")
+            if record.key is not None and not (
+                isinstance(record.key, str) and is_idempotency_key(record.key)
+            ):
+                raise _fail(record, "bad idempotency key")
             if record.to_ids is not None and (
                 not isinstance(record.to_ids, tuple)
                 or not 1 <= len(record.to_ids) <= 100

@@ -44,7 +44,7 @@ from relay.server.parts import Parts
 from relay.server.presence import Presence
 from relay.server.records import Record
 from relay.server.reminders import AskReminder
-from relay.server.state import PeerState, RelayState
+from relay.server.state import Applied, PeerState, RelayState
 
 __all__ = ["Caller", "Relay"]
 
@@ -74,7 +74,7 @@ class Relay:
         )
         self.arrivals = Arrivals(config.max_waits_per_peer)
         self.journal = Journal(engine, self.state, self.metrics, self.hub, self.arrivals)
-        self.presence = Presence(self.state, self.hub, self.journal.commit, clock)
+        self.presence = Presence(self.state, self.hub, self._commit_presence, clock)
         self.limits = Limiter(config, self.metrics, clock)
         self._operator_hash = auth.hash_secret(operator_token)
         parts = Parts(
@@ -110,9 +110,24 @@ class Relay:
 
     async def start(self) -> None:
         await self.journal.start()
+        if self.engine.name == "nats":
+            # Instances share who is online through NATS key-value (nats_presence).
+            from relay.server.engines.nats import NatsEngine
+            from relay.server.nats_presence import NatsPresence
+
+            assert isinstance(self.engine, NatsEngine)
+            shared = NatsPresence(self.engine)
+            await shared.start(self.presence.sync)
+            self.presence.elsewhere = shared
         self.presence.start()
         self.keeper.start()
         self.reminder.start()
+
+    async def _commit_presence(self, record: Record) -> Applied:
+        """Presence records are logged after what explains them reached the other
+        instances (the key that says this one holds the peer)."""
+        await self.presence.elsewhere.flush()
+        return await self.journal.commit(record)
 
     @property
     def closing(self) -> bool:
@@ -136,6 +151,7 @@ class Relay:
     async def close(self) -> None:
         self.begin_shutdown()
         await self.presence.close()
+        await self.presence.elsewhere.close()
         await self.keeper.close()
         await self.reminder.close()
         await self.journal.close()
@@ -157,6 +173,21 @@ class Relay:
         self.metrics.requests += 1
         self.presence.seen(peer.id)
         return Caller(peer=peer, token_hash=token_hash)
+
+    async def identify(self, token: str | None) -> Caller:
+        """`authenticate`, but a token this process does not know yet (joined through
+        another instance a moment ago) waits for the shared log before the 401."""
+        try:
+            return self.authenticate(token)
+        except Unauthorized:
+            if token is None or not await self.catch_up():
+                raise
+        return self.authenticate(token)
+
+    async def catch_up(self) -> bool:
+        """Wait (bounded) for the shared log's head; True when records were applied
+        meanwhile, so a refusal for something unknown may be retried."""
+        return await self.journal.catch_up.wait()
 
     @staticmethod
     def require_peer(caller: Caller) -> PeerState:

@@ -19,7 +19,14 @@ from starlette.routing import Route
 
 from relay.protocol import ErrorBody
 from relay.server.auth import bearer_token
-from relay.server.errors import BadRequest, Forbidden, RateLimited, RelayServerError, TooLarge
+from relay.server.errors import (
+    BadRequest,
+    Forbidden,
+    NotFound,
+    RateLimited,
+    RelayServerError,
+    TooLarge,
+)
 from relay.server.limits import MAX_WAIT_S
 from relay.server.relay import Caller, Relay
 from relay.server.validate import MAX_JSON_DEPTH, check_json
@@ -53,6 +60,13 @@ def _relay(request: Request) -> Relay:
 def _guarded(handler: Handler) -> Handler:
     async def endpoint(request: Request) -> Response:
         try:
+            try:
+                return await handler(request)
+            except NotFound:
+                # Named something this instance has not applied yet? Once the shared
+                # log caught up, ask again (a refusal changed nothing to retry over).
+                if not await _relay(request).catch_up():
+                    raise
             return await handler(request)
         except RelayServerError as exc:
             return error_response(exc)
@@ -61,13 +75,16 @@ def _guarded(handler: Handler) -> Handler:
     return endpoint
 
 
-def _caller(request: Request) -> Caller:
-    return _relay(request).authenticate(bearer_token(request.headers.get("authorization")))
+async def _caller(request: Request) -> Caller:
+    return await _relay(request).identify(bearer_token(request.headers.get("authorization")))
 
 
 async def _body(request: Request, *, at_least: int = 0) -> dict[str, Any]:
     """The JSON object of the request; at most 2 x --max-message-bytes + 16 KiB, or
     `at_least` + 16 KiB when that is larger (a state value escaped as JSON)."""
+    cached: dict[str, Any] | None = getattr(request.state, "json_body", None)
+    if cached is not None:  # a handler run again after the log caught up
+        return cached
     limit = max(_relay(request).config.max_message_bytes * 2, at_least) + _BODY_SLACK
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -81,6 +98,7 @@ async def _body(request: Request, *, at_least: int = 0) -> dict[str, Any]:
     except ClientDisconnect:
         raise BadRequest("the client went away before the body was complete") from None
     if not raw:
+        request.state.json_body = {}
         return {}
     try:
         body = json.loads(raw, parse_constant=_no_constant)
@@ -91,6 +109,7 @@ async def _body(request: Request, *, at_least: int = 0) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")
     check_json(body)
+    request.state.json_body = body
     return body
 
 
@@ -125,7 +144,7 @@ async def _healthz(request: Request) -> Response:
 
 
 async def _metrics(request: Request) -> Response:
-    caller = _caller(request)
+    caller = await _caller(request)
     if not caller.operator:
         raise Forbidden("/metrics needs the operator token")
     relay = _relay(request)
@@ -140,7 +159,7 @@ async def _metrics(request: Request) -> Response:
 
 
 async def _create_group(request: Request) -> Response:
-    caller = _caller(request)
+    caller = await _caller(request)
     body = await _body(request)
     _only(body, {"name"})
     group, secret = await _relay(request).members.create_group(caller, body.get("name"))
@@ -148,7 +167,7 @@ async def _create_group(request: Request) -> Response:
 
 
 async def _list_groups(request: Request) -> Response:
-    caller = _caller(request)
+    caller = await _caller(request)
     groups = _relay(request).members.groups_of(caller)
     return JSONResponse({"groups": [g.model_dump() for g in groups]})
 
@@ -175,29 +194,31 @@ async def _join_group(request: Request) -> Response:
 
 async def _me(request: Request) -> Response:
     relay = _relay(request)
-    peer = relay.require_peer(_caller(request))
+    peer = relay.require_peer(await _caller(request))
     return JSONResponse({"peer": relay.public(peer).model_dump()})
 
 
 async def _post_message(request: Request) -> Response:
     relay = _relay(request)
-    peer = relay.require_peer(_caller(request))
+    peer = relay.require_peer(await _caller(request))
     body = await _body(request)
     _only(body, {"group", "text", "to", "reply_to"})
+    # A retry with the same Idempotency-Key answers with the first message, never a second.
+    key = request.headers.get("idempotency-key")
     if body.get("to") is not None:
         message, _ = await relay.messages.direct(
-            peer, body["to"], body.get("text"), body.get("group"), body.get("reply_to")
+            peer, body["to"], body.get("text"), body.get("group"), body.get("reply_to"), key
         )
     else:
         message = await relay.messages.post(
-            peer, body.get("group"), body.get("text"), body.get("reply_to")
+            peer, body.get("group"), body.get("text"), body.get("reply_to"), key
         )
     return JSONResponse({"message": message.wire()}, 201)
 
 
 async def _group_messages(request: Request) -> Response:
     relay = _relay(request)
-    caller = _caller(request)
+    caller = await _caller(request)
     after_seq = _int_param(request, "after_seq", 0, 0, 2**62)
     limit = _int_param(request, "limit", 100, 1, 1000)
     messages = relay.messages.group_messages(caller, request.path_params["group"], after_seq, limit)
@@ -206,13 +227,13 @@ async def _group_messages(request: Request) -> Response:
 
 async def _list_peers(request: Request) -> Response:
     relay = _relay(request)
-    peers = relay.members.peers(_caller(request), request.query_params.get("group"))
+    peers = relay.members.peers(await _caller(request), request.query_params.get("group"))
     return JSONResponse({"peers": [p.model_dump() for p in peers]})
 
 
 async def _set_status(request: Request) -> Response:
     relay = _relay(request)
-    peer = relay.require_peer(_caller(request))
+    peer = relay.require_peer(await _caller(request))
     body = await _body(request)
     _only(body, {"status", "summary"})
     if body.get("status") is None:
@@ -223,13 +244,13 @@ async def _set_status(request: Request) -> Response:
 
 async def _unread(request: Request) -> Response:
     relay = _relay(request)
-    peer = relay.require_peer(_caller(request))
+    peer = relay.require_peer(await _caller(request))
     return JSONResponse({"messages": [m.wire() for m in relay.messages.unread(peer)]})
 
 
 async def _unread_summary(request: Request) -> Response:
     relay = _relay(request)
-    caller = _caller(request)
+    caller = await _caller(request)
     after = _int_param(request, "after", 0, 0, 2**62)
     wait_s = _int_param(request, "wait_s", 0, 0, int(MAX_WAIT_S))
     summary = await relay.messages.summary(caller, after, float(wait_s))
@@ -238,7 +259,7 @@ async def _unread_summary(request: Request) -> Response:
 
 async def _ask(request: Request) -> Response:
     relay = _relay(request)
-    caller = _caller(request)
+    caller = await _caller(request)
     body = await _body(request)
     _only(body, {"to", "question", "group", "timeout_s"})
     result = await relay.asks.ask(
@@ -249,19 +270,19 @@ async def _ask(request: Request) -> Response:
 
 async def _pending_asks(request: Request) -> Response:
     relay = _relay(request)
-    peer = relay.require_peer(_caller(request))
+    peer = relay.require_peer(await _caller(request))
     return JSONResponse({"asks": [m.wire() for m in relay.asks.pending(peer)]})
 
 
 async def _create_token(request: Request) -> Response:
     relay = _relay(request)
-    peer = relay.require_peer(_caller(request))
+    peer = relay.require_peer(await _caller(request))
     return JSONResponse({"token": await relay.members.add_token(peer)}, 201)
 
 
 async def _revoke_token(request: Request) -> Response:
     relay = _relay(request)
-    caller = _caller(request)
+    caller = await _caller(request)
     body = await _body(request)
     _only(body, {"token"})
     await relay.members.revoke_token(caller, body.get("token"))
@@ -271,14 +292,14 @@ async def _revoke_token(request: Request) -> Response:
 async def _rotate_secret(request: Request) -> Response:
     relay = _relay(request)
     group = request.path_params["group"]
-    secret = await relay.members.rotate_secret(_caller(request), group)
+    secret = await relay.members.rotate_secret(await _caller(request), group)
     return JSONResponse({"group": group, "join_secret": secret}, 201)
 
 
 async def _revoke_peer(request: Request) -> Response:
     relay = _relay(request)
     params = request.path_params
-    count = await relay.members.revoke_peer(_caller(request), params["group"], params["name"])
+    count = await relay.members.revoke_peer(await _caller(request), params["group"], params["name"])
     return JSONResponse({"revoked": count})
 
 
@@ -291,7 +312,9 @@ _STATE_BODY: Final = 6 * MAX_STATE_VALUE_BYTES
 async def _get_state(request: Request) -> Response:
     relay = _relay(request)
     entries, truncated = relay.coordination.get_state(
-        _caller(request), request.path_params["group"], prefix=request.query_params.get("prefix")
+        await _caller(request),
+        request.path_params["group"],
+        prefix=request.query_params.get("prefix"),
     )
     return JSONResponse(
         {
@@ -305,13 +328,15 @@ async def _get_state(request: Request) -> Response:
 async def _get_state_key(request: Request) -> Response:
     relay = _relay(request)
     params = request.path_params
-    entries, _ = relay.coordination.get_state(_caller(request), params["group"], params["key"])
+    entries, _ = relay.coordination.get_state(
+        await _caller(request), params["group"], params["key"]
+    )
     return JSONResponse({"entry": entries[0].model_dump()})
 
 
 async def _put_state(request: Request) -> Response:
     relay = _relay(request)
-    peer = relay.require_peer(_caller(request))
+    peer = relay.require_peer(await _caller(request))
     body = await _body(request, at_least=_STATE_BODY)
     _only(body, {"value", "expected_version"})
     if "value" not in body:
@@ -325,7 +350,7 @@ async def _put_state(request: Request) -> Response:
 
 async def _delete_state(request: Request) -> Response:
     relay = _relay(request)
-    peer = relay.require_peer(_caller(request))
+    peer = relay.require_peer(await _caller(request))
     raw = request.query_params.get("expected_version")
     expected = None if raw is None else _int_param(request, "expected_version", 0, 0, 2**53 - 1)
     params = request.path_params
@@ -335,13 +360,13 @@ async def _delete_state(request: Request) -> Response:
 
 async def _list_claims(request: Request) -> Response:
     relay = _relay(request)
-    claims = relay.coordination.list_claims(_caller(request), request.path_params["group"])
+    claims = relay.coordination.list_claims(await _caller(request), request.path_params["group"])
     return JSONResponse({"claims": [c.model_dump() for c in claims]})
 
 
 async def _claim(request: Request) -> Response:
     relay = _relay(request)
-    peer = relay.require_peer(_caller(request))
+    peer = relay.require_peer(await _caller(request))
     body = await _body(request)
     _only(body, {"resources", "ttl_s", "note"})
     taken = await relay.coordination.claim(
@@ -356,7 +381,7 @@ async def _claim(request: Request) -> Response:
 
 async def _release(request: Request) -> Response:
     relay = _relay(request)
-    peer = relay.require_peer(_caller(request))
+    peer = relay.require_peer(await _caller(request))
     body = await _body(request)
     _only(body, {"resources"})
     released = await relay.coordination.release(

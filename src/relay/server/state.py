@@ -145,6 +145,9 @@ class Applied:
 
     event: Event | None = None
     result: Any = None
+    replayed: bool = False
+    """A send whose idempotency key was used before: nothing changed, `result` is the
+    first message."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +191,8 @@ class RelayState:
         self._message_ids: list[int] = []
         self._by_message_id: dict[str, _Stored] = {}
         self.window = EventWindow(event_window)
+        self._by_key: dict[tuple[str, str], _Stored] = {}
+        """(sender id, idempotency key) -> the message first sent with it"""
         self._token_counts: dict[str, int] = {}
         """peer id -> live tokens (a claim of a peer with none is void)"""
         self.keyvalues = KeyValues()
@@ -379,6 +384,9 @@ class RelayState:
 
     def _apply_peer_update(self, log_id: int, record: PeerUpdated) -> Applied:
         peer = self._peer(record.peer_id)
+        if record.changes.keys() == {"online"} and record.changes["online"] == peer.online:
+            # Instances that saw the same presence change each log it: the first counts.
+            return Applied(result=peer)
         for key, value in record.changes.items():
             if key in PROFILE_FIELDS or key in ("status", "online"):
                 setattr(peer, key, value)
@@ -388,7 +396,32 @@ class RelayState:
         event = _event(log_id, "peer_status", _about(peer), audience, peer.groups)
         return Applied(event, peer)
 
+    def sent_before(self, record: MessagePosted) -> Message | None:
+        """The message `record`'s sender first sent with `record`'s idempotency key, if
+        any; Conflict when that one said something else (a key reused by mistake)."""
+        if record.key is None:
+            return None
+        first = self._by_key.get((record.from_id, record.key))
+        if first is None:
+            return None
+        message = first.message
+        same = (
+            message.group == record.group
+            and message.text == record.text
+            and message.reply_to == record.reply_to
+            and first.to_ids == (None if record.to_ids is None else frozenset(record.to_ids))
+        )
+        if not same:
+            raise Conflict(
+                f"the idempotency key {record.key!r} was used for message {message.id}, "
+                "which differs from this one; use a new key for a new message"
+            )
+        return message
+
     def _apply_message(self, log_id: int, record: MessagePosted) -> Applied:
+        first = self.sent_before(record)
+        if first is not None:
+            return Applied(result=first, replayed=True)
         group = self._group(record.group)
         sender = self._peer(record.from_id)
         if record.group not in sender.groups:
@@ -429,6 +462,8 @@ class RelayState:
             if asked is not None:
                 seen = asked.from_id in to_ids if to_ids is not None else asked.group == group.name
                 self.asks.answer(asked.id, sender.id, message.id, visible_to_asker=seen)
+        if record.key is not None:
+            self._by_key[(sender.id, record.key)] = stored
         if to_ids is None:
             event = _event(log_id, "message", message.wire(), group.members.values())
         else:

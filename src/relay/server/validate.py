@@ -17,12 +17,14 @@ from typing import Any, Final
 import re2
 
 from relay.protocol import (
+    IDEMPOTENCY_KEY_PATTERN,
     KINDS,
     LINE_CONTROLS,
     MAX_NAME_LENGTH,
     SURROGATES,
     TEXT_CONTROLS,
     is_group_name,
+    is_idempotency_key,
     is_peer_name,
     is_state_key,
 )
@@ -39,6 +41,7 @@ __all__ = [
     "check_expected_version",
     "check_filter",
     "check_group_name",
+    "check_idempotency_key",
     "check_json",
     "check_limit",
     "check_line",
@@ -142,6 +145,18 @@ def check_filter(raw: object) -> Pattern:
             "no backreferences or lookaround"
         ) from None
     return pattern
+
+
+def check_idempotency_key(key: object) -> str | None:
+    """An idempotency key (`IDEMPOTENCY_KEY_PATTERN`), or None when not given."""
+    if key is None:
+        return None
+    if not isinstance(key, str) or not is_idempotency_key(key):
+        raise BadRequest(
+            f"an idempotency key is 8 to 128 characters matching {IDEMPOTENCY_KEY_PATTERN} "
+            "(a UUID fits); make one per message and reuse it only to retry that message"
+        )
+    return key
 
 
 def check_limit(value: object) -> int:

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Engine", "EngineError", "LocalEngine", "open_engine"]
+__all__ = ["Engine", "EngineError", "LocalEngine", "SharedEngine", "open_engine"]
 
 
 class EngineError(Exception):
@@ -58,12 +58,24 @@ class LocalEngine(Engine, Protocol):
     def on_commit(self, listener: Callable[[list[tuple[int, bytes]]], None]) -> None: ...
 
 
+@runtime_checkable
+class SharedEngine(Engine, Protocol):
+    """An engine several processes write to: a record another process committed may
+    not be applied here yet, so a request naming it can wait for the log's head."""
+
+    async def last_id(self) -> int:
+        """The id of the newest record the log holds now (0 when empty); EngineError when
+        the log cannot say."""
+        ...
+
+
 def open_engine(
     kind: str,
     data_dir: Path,
     *,
     nats_url: str | None = None,
     nats_stream: str = "RELAY",
+    nats_replicas: int = 1,
     sqlite_sync: str = "normal",
 ) -> Engine:
     """The engine named `kind` (`memory`, `sqlite`), not yet opened."""
@@ -83,5 +95,10 @@ def open_engine(
 
         # One subject per stream: JetStream refuses two streams on overlapping subjects.
         subject = "relay.log" if nats_stream == "RELAY" else f"relay.log.{nats_stream}"
-        return NatsEngine(nats_url or DEFAULT_NATS_URL, stream=nats_stream, subject=subject)
+        return NatsEngine(
+            nats_url or DEFAULT_NATS_URL,
+            stream=nats_stream,
+            subject=subject,
+            replicas=nats_replicas,
+        )
     raise EngineError(f"unknown engine {kind!r}; use sqlite, memory or nats")

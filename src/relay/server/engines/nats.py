@@ -153,10 +153,13 @@ class NatsEngine:
         stream: str = "RELAY",
         subject: str = "relay.log",
         connect_timeout: float = CONNECT_TIMEOUT_S,
+        replicas: int = 1,
     ) -> None:
         self.url = url
         self.stream = stream
         self.subject = subject
+        self.replicas = replicas
+        """Copies of a stream or bucket this engine creates (3 on a three-node cluster)."""
         self.connect_timeout = connect_timeout
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
@@ -257,6 +260,7 @@ class NatsEngine:
             discard=api.DiscardPolicy.NEW,
             max_age=0,
             duplicate_window=120.0,
+            num_replicas=self.replicas,
         )
         try:
             info: api.StreamInfo = await js.add_stream(config)
@@ -287,6 +291,10 @@ class NatsEngine:
         if nc is not None:
             with contextlib.suppress(nats.errors.Error, OSError, TimeoutError):
                 await asyncio.wait_for(nc.close(), REQUEST_TIMEOUT_S)
+
+    def jetstream(self) -> JetStreamContext:
+        """The open JetStream context, for what shares the log's NATS (presence)."""
+        return self._jetstream()
 
     def _jetstream(self) -> JetStreamContext:
         if self._closed or self._js is None:
@@ -341,6 +349,16 @@ class NatsEngine:
             await asyncio.sleep(0.2)
 
     # -- reading ----------------------------------------------------------------------
+
+    async def last_id(self) -> int:
+        """The stream's last sequence now: what a reader must reach to have seen every
+        record acknowledged so far, by any relay process."""
+        js = self._jetstream()
+        try:
+            info = await js.stream_info(self.stream)
+        except (TimeoutError, nats.errors.Error) as exc:
+            raise EngineError(f"cannot read the JetStream stream {self.stream!r}: {exc!r}") from exc
+        return int(info.state.last_seq)
 
     async def _start_reader(self, start: int) -> _Reader:
         reader = _Reader()
