@@ -381,8 +381,8 @@ async def test_while_the_agents_hook_delivers_the_sidebar_does_not_prompt(
             await until(pilot, lambda: "sent while the sidebar" in " ".join(texts(app)), "history")
             await b.send("team", "live while the hook delivers")
             await until(pilot, lambda: "live while the hook delivers" in texts(app), "live post")
+            await until(pilot, lambda: counters.plain.startswith("unread 2"), "both unread")
             assert "the agent's hook delivers" in counters.plain
-            assert counters.plain.startswith("unread 2")
             assert injector.arrivals() == []  # one prompter per agent: the hook
 
             # the hook stops (its agent exited, its time ran out): the sidebar takes over,
