@@ -145,7 +145,15 @@ async def test_a_killed_instance_stops_counting_within_the_bound(
         await eventually_async(
             lambda: _is(c, watcher, "crash", "bob", "idle"), timeout=10, what="bob online"
         )
-        carol.drain()
+        # Presence events reach a stream coalesced (up to 0.1 s later): wait for bob's
+        # `idle` on carol's stream before counting what the kill causes.
+        seen: list[Received] = []
+
+        def saw_idle() -> bool:
+            seen.extend(carol.drain())
+            return "idle" in _about(seen, "bob")
+
+        await eventually_async(saw_idle, timeout=10, what="bob's idle on carol's stream")
         loop = asyncio.get_running_loop()
         a.kill()  # SIGKILL: A never says goodbye; bob's stream is cut
         killed = loop.time()
