@@ -207,13 +207,15 @@ def test_new_real_agent_gets_the_registration_prompt_as_a_user_turn(
     )  # fmt: skip
     lab = Lab(socket, env, tmp_path)
     observer = asyncio.run(make_peer(relay_server, "team", "observer"))
-    watch = subprocess.Popen(
-        [str(VENV_BIN / "relay"), "tail", "--json", "--last-event-id", "0"],  # from the start
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**env, "RELAY_TOKEN": observer, "RELAY_SERVER": relay_server.url},
-    )
+    tail_out = tmp_path / "tail.jsonl"
+    with tail_out.open("w") as sink:  # the child keeps its own copy of the descriptor
+        watch = subprocess.Popen(
+            [str(VENV_BIN / "relay"), "tail", "--json", "--last-event-id", "0"],  # from the start
+            stdout=sink,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env={**env, "RELAY_TOKEN": observer, "RELAY_SERVER": relay_server.url},
+        )
     agent = "claude" if kind == "claude-code" else "codex"
     command = str(binary) if kind == "claude-code" else f"{binary} --no-daemon"
     try:
@@ -260,10 +262,20 @@ def test_new_real_agent_gets_the_registration_prompt_as_a_user_turn(
             return found
 
         wait_for(relay_tools, 60, "the relay's MCP tools", describe=lambda: lab.capture(pane))
+        if kind == "claude-code":  # its status hooks run in the background: let them land
+            wait_for(
+                lambda: any(
+                    '"newbie"' in line and '"working"' in line
+                    for line in tail_out.read_text().splitlines()
+                ),
+                30,
+                "the working status from Claude Code's hook",
+            )
     finally:
         watch.terminate()
-        out, _ = watch.communicate(timeout=10)
+        watch.wait(timeout=10)
         lab.kill()
+    out = tail_out.read_text()
     if kind == "claude-code":  # Claude Code's hooks report its status to the relay
         statuses = [
             json.loads(line)

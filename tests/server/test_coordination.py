@@ -135,8 +135,9 @@ async def test_two_clients_racing_compare_and_set_get_one_winner_per_version(
     # Exactly one success per version, 1..1000, and no update lost: the counter that
     # each winner computed from what it had read is the version.
     assert sorted(versions) == list(range(1, RACE_ROUNDS + 1))
-    assert won["alice"], "alice never won"
-    assert won["bob"], "bob never won"
+    # They did race: attempts were refused (which client wins is the scheduler's call;
+    # with fast calls one client can win every round while the other keeps learning).
+    assert conflicts > 0, "the two clients never collided"
     for url, token in zip(urls, tokens, strict=True):
         async with RelayClient(url, token) as client:
             deadline = time.monotonic() + 10
