@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from relay.server.records import AskReminded, MessagePosted, Record
+from relay.server.records import AskReminded, Left, MessagePosted, Record
 from relay.server.reminders import AskReminder
 from relay.server.state import Applied
 from tests.server.test_state import Log
@@ -65,3 +65,17 @@ def test_the_reminder_appends_what_is_due_and_says_when_the_next_is(log: Log) ->
     assert reminder.due(200.0) == ([], 220.0)
     log.apply(AskReminded(ask, 221.0, 2))
     assert reminder.due(10_000.0) == ([], None)  # at most two
+
+
+def test_a_reminder_for_recipients_who_left_the_group_reaches_no_one(log: Log) -> None:
+    ask = _ask(log, ("id-bob",))
+    log.apply(Left("g", "id-bob", 15.0))
+    reminded = log.apply(AskReminded(ask, 20.0, 1))
+    assert reminded.event is None
+    assert reminded.result is not None  # the reminder is counted all the same
+
+
+def test_a_reply_to_a_message_that_is_no_ask_answers_nothing(log: Log) -> None:
+    log.apply(MessagePosted("m0", "g", "id-alice", "lunch?", 10.0))
+    log.apply(MessagePosted("r0", "g", "id-bob", "yes", 11.0, None, "m0"))
+    assert list(log.state.asks.open()) == []

@@ -203,6 +203,8 @@ MALFORMED: list[tuple[bytes, str]] = [
     (tampered(EXPIRY, claims="src/**"), "expire record: bad claims"),
     # Asks: a flag, on a DM only; a reminder names a message id and counts from 1.
     (tampered(POST, ask=True), "msg record: bad ask"),
+    (tampered(POST, key="short"), "msg record: bad idempotency key"),
+    (tampered(POST, key=12345678), "msg record: bad idempotency key"),
     (tampered(POST, to_ids=["id-bob"], ask="yes"), "msg record: bad ask"),
     (tampered(AskReminded("m1", 1.0, 1), message_id="m 1"), "remind record: bad ask or count"),
     (tampered(AskReminded("m1", 1.0, 1), count=0), "remind record: bad ask or count"),
