@@ -46,6 +46,7 @@ __all__ = [
     "attention_path",
     "process_alive",
     "process_started",
+    "stat_fields",
 ]
 
 ENDINGS: Final = ("woke", "prompted", "superseded", "expired", "gone", "stale", "revoked")
@@ -70,19 +71,28 @@ def process_started(pid: int) -> float | None:
     From `/proc/<pid>/stat` (field 22, clock ticks after boot) and `/proc/uptime`, to
     about 10 ms: with the pid, it names one process even after the pid is reused.
     """
+    fields = stat_fields(pid)
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
         uptime = float(Path("/proc/uptime").read_text().split()[0])
+        ticks = int(fields[19]) if fields is not None else None
     except (OSError, ValueError, IndexError):
         return None
-    now = time.time()
-    # The command name (field 2) may hold spaces and parentheses: count after the last ')'.
-    fields = stat[stat.rfind(")") + 2 :].split()
-    try:
-        ticks = int(fields[19])
-    except (IndexError, ValueError):
+    if ticks is None:
         return None
+    now = time.time()
     return now - uptime + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def stat_fields(pid: int) -> list[str] | None:
+    """The fields of `/proc/<pid>/stat` after the command name (state, ppid, ...), or None.
+
+    The command name (field 2) may hold spaces and parentheses: count after the last ')'.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat[stat.rfind(")") + 2 :].split()
 
 
 def process_alive(pid: int, started: float | None) -> bool:

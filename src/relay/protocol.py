@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -105,18 +105,7 @@ EventType = Literal[
     "claim_changed",
     "ask_reminder",
 ]
-EVENT_TYPES: Final[tuple[EventType, ...]] = (
-    "message",
-    "dm",
-    "peer_joined",
-    "peer_left",
-    "peer_status",
-    "read",
-    "notice",
-    "state_changed",
-    "claim_changed",
-    "ask_reminder",
-)
+EVENT_TYPES: Final[tuple[EventType, ...]] = get_args(EventType)
 
 STATE_KEY_PATTERN: Final = r"[A-Za-z0-9._/:-]{1,128}"
 """A key of a group's shared state: 1-128 of letters, digits, `.`, `_`, `/`, `:` and `-`."""

@@ -45,7 +45,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from relay.attention import AttentionFile, Record, process_alive, process_started
+from relay.attention import (
+    AttentionFile,
+    Record,
+    process_alive,
+    process_started,
+    stat_fields,
+)
 from relay.client import AuthError, Backoff, RelayClient, RelayError
 from relay.credentials import Credential, config_dir, key_filename
 from relay.protocol import UnreadSummary, is_group_name
@@ -135,12 +141,10 @@ def _claude_process(environ: Mapping[str, str]) -> int:
     parent = os.getppid()
     try:
         comm = Path(f"/proc/{parent}/comm").read_text().strip()
-        if comm in _SHELLS:
-            stat = Path(f"/proc/{parent}/stat").read_text()
-            return int(stat[stat.rfind(")") + 2 :].split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return parent
+    except OSError:
+        return parent
+    fields = stat_fields(parent) if comm in _SHELLS else None
+    return int(fields[1]) if fields and len(fields) > 1 and fields[1].isdigit() else parent
 
 
 def _hook_event(stdin_text: str) -> str:
